@@ -1,0 +1,94 @@
+package engine
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Job event types. docs/events.md describes each with its fields.
+const (
+	EventJobEnqueued      = "JobEnqueued"
+	EventAttemptStarted   = "AttemptStarted"
+	EventAttemptSucceeded = "AttemptSucceeded"
+	EventAttemptFailed    = "AttemptFailed"
+	EventAttemptTimedOut  = "AttemptTimedOut"
+	EventJobDeadLettered  = "JobDeadLettered"
+	EventJobRetried       = "JobRetried"
+	EventJobResolved      = "JobResolved"
+	EventJobCanceled      = "JobCanceled"
+)
+
+// JobEnqueued starts a job's history.
+type JobEnqueued struct {
+	Type     string          `json:"type"`
+	Queue    string          `json:"queue"`
+	Priority Priority        `json:"priority"`
+	Payload  json.RawMessage `json:"payload"`
+	// RunAt is when the first attempt becomes due.
+	RunAt time.Time `json:"run_at"`
+	// RetryPolicy is the policy in force for this job, resolved at enqueue
+	// time so that every later decision can be derived from the history.
+	RetryPolicy    RetryPolicy `json:"retry_policy"`
+	IdempotencyKey string      `json:"idempotency_key,omitempty"`
+}
+
+// AttemptStarted records a claim: a worker leased the job.
+type AttemptStarted struct {
+	// Attempt numbers attempts over the job's whole life, from 1. It is the
+	// lease's fencing token.
+	Attempt        int       `json:"attempt"`
+	WorkerID       string    `json:"worker_id"`
+	LeaseExpiresAt time.Time `json:"lease_expires_at"`
+}
+
+// AttemptSucceeded records that the handler returned nil.
+type AttemptSucceeded struct {
+	Attempt    int     `json:"attempt"`
+	DurationMS float64 `json:"duration_ms"`
+}
+
+// AttemptFailed records a handler error and what the retry policy decided.
+type AttemptFailed struct {
+	Attempt    int     `json:"attempt"`
+	Error      string  `json:"error"`
+	ErrorType  string  `json:"error_type,omitempty"`
+	Permanent  bool    `json:"permanent,omitempty"`
+	DurationMS float64 `json:"duration_ms"`
+	// RetryAt is when the next attempt is due; nil when the job is dead-lettered.
+	RetryAt *time.Time `json:"retry_at"`
+}
+
+// AttemptTimedOut records that an attempt's lease expired without a result
+// (its worker died or lost contact), and what the retry policy decided.
+type AttemptTimedOut struct {
+	Attempt        int        `json:"attempt"`
+	WorkerID       string     `json:"worker_id"`
+	LeaseExpiredAt time.Time  `json:"lease_expired_at"`
+	RetryAt        *time.Time `json:"retry_at"`
+}
+
+// JobDeadLettered records that the job will not be tried again on its own.
+type JobDeadLettered struct {
+	Attempts  int    `json:"attempts"`
+	LastError string `json:"last_error"`
+	Reason    string `json:"reason"`
+}
+
+// JobRetried records an operator re-queueing a dead letter with a fresh
+// attempt budget.
+type JobRetried struct {
+	Actor string `json:"actor"`
+	Note  string `json:"note,omitempty"`
+}
+
+// JobResolved records an operator closing a dead letter without retrying it.
+type JobResolved struct {
+	Actor string `json:"actor"`
+	Notes string `json:"notes"`
+}
+
+// JobCanceled records that a job was stopped before it finished.
+type JobCanceled struct {
+	Actor  string `json:"actor"`
+	Reason string `json:"reason,omitempty"`
+}

@@ -1,0 +1,146 @@
+package eventlog
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Canonicalize returns the canonical form of a JSON document: objects with
+// sorted keys, no insignificant white space, and numbers written by value
+// (1.50, 1.5 and 15e-1 are all 1.5).
+//
+// Event data is hashed in this form. PostgreSQL's jsonb keeps a document's
+// value but not its spelling, so the bytes read back from the database differ
+// from the bytes written; both canonicalize to the same form, which is what
+// lets a stored history be re-hashed and verified.
+//
+// It rejects documents PostgreSQL cannot store in jsonb (a NUL character in a
+// string) and documents that are not exactly one JSON value.
+func Canonicalize(doc []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("invalid JSON: %w", err)
+	}
+	if _, err := dec.Token(); err == nil {
+		return nil, errors.New("invalid JSON: more than one value")
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(doc))
+	if err := writeCanonical(&buf, v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func writeCanonical(buf *bytes.Buffer, v any) error {
+	switch v := v.(type) {
+	case nil:
+		buf.WriteString("null")
+	case bool:
+		buf.WriteString(strconv.FormatBool(v))
+	case json.Number:
+		n, err := canonicalNumber(string(v))
+		if err != nil {
+			return err
+		}
+		buf.WriteString(n)
+	case string:
+		return writeString(buf, v)
+	case []any:
+		buf.WriteByte('[')
+		for i, e := range v {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			if err := writeCanonical(buf, e); err != nil {
+				return err
+			}
+		}
+		buf.WriteByte(']')
+	case map[string]any:
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		buf.WriteByte('{')
+		for i, k := range keys {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			if err := writeString(buf, k); err != nil {
+				return err
+			}
+			buf.WriteByte(':')
+			if err := writeCanonical(buf, v[k]); err != nil {
+				return err
+			}
+		}
+		buf.WriteByte('}')
+	default:
+		return fmt.Errorf("canonical JSON: unexpected %T", v)
+	}
+	return nil
+}
+
+func writeString(buf *bytes.Buffer, s string) error {
+	if strings.IndexByte(s, 0) >= 0 {
+		return errors.New(`invalid JSON: a string contains a NUL character (\u0000), which PostgreSQL jsonb cannot store`)
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	buf.Write(b)
+	return nil
+}
+
+// canonicalNumber writes a JSON number by its decimal value: no sign on zero,
+// no leading or trailing zeros, and an exponent only when it is shorter.
+func canonicalNumber(s string) (string, error) {
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	mant, exp := s, 0
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		e, err := strconv.Atoi(strings.TrimPrefix(s[i+1:], "+"))
+		if err != nil {
+			return "", fmt.Errorf("invalid JSON number %q", s)
+		}
+		mant, exp = s[:i], e
+	}
+	digits := mant
+	if i := strings.IndexByte(mant, '.'); i >= 0 {
+		digits = mant[:i] + mant[i+1:]
+		exp -= len(mant) - i - 1
+	}
+	digits = strings.TrimLeft(digits, "0")
+	if digits == "" {
+		return "0", nil
+	}
+	for strings.HasSuffix(digits, "0") {
+		digits = digits[:len(digits)-1]
+		exp++
+	}
+	var out string
+	switch {
+	case exp >= 0 && exp <= 15:
+		out = digits + strings.Repeat("0", exp)
+	case exp < 0 && -exp < len(digits):
+		out = digits[:len(digits)+exp] + "." + digits[len(digits)+exp:]
+	case exp < 0 && -exp-len(digits) <= 6:
+		out = "0." + strings.Repeat("0", -exp-len(digits)) + digits
+	default:
+		out = digits + "e" + strconv.Itoa(exp)
+	}
+	if neg {
+		out = "-" + out
+	}
+	return out, nil
+}
