@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,8 +29,11 @@ func Canonicalize(doc []byte) ([]byte, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("invalid JSON: %w", err)
 	}
-	if _, err := dec.Token(); err == nil {
-		return nil, errors.New("invalid JSON: more than one value")
+	// Token returns io.EOF only when nothing but white space follows; a
+	// second value and trailing garbage (which Token reports as a syntax
+	// error) are both refused.
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("invalid JSON: more than one value, or data after the value")
 	}
 	var buf bytes.Buffer
 	buf.Grow(len(doc))
@@ -102,6 +106,10 @@ func writeString(buf *bytes.Buffer, s string) error {
 	return nil
 }
 
+// maxExponent bounds a number's decimal exponent, far beyond what jsonb's
+// numeric accepts, so that the exponent arithmetic below cannot overflow.
+const maxExponent = 1 << 20
+
 // canonicalNumber writes a JSON number by its decimal value: no sign on zero,
 // no leading or trailing zeros, and an exponent only when it is shorter.
 func canonicalNumber(s string) (string, error) {
@@ -110,8 +118,8 @@ func canonicalNumber(s string) (string, error) {
 	mant, exp := s, 0
 	if i := strings.IndexAny(s, "eE"); i >= 0 {
 		e, err := strconv.Atoi(strings.TrimPrefix(s[i+1:], "+"))
-		if err != nil {
-			return "", fmt.Errorf("invalid JSON number %q", s)
+		if err != nil || e > maxExponent || e < -maxExponent {
+			return "", fmt.Errorf("invalid JSON number %q: exponent out of range", s)
 		}
 		mant, exp = s[:i], e
 	}
@@ -127,6 +135,9 @@ func canonicalNumber(s string) (string, error) {
 	for strings.HasSuffix(digits, "0") {
 		digits = digits[:len(digits)-1]
 		exp++
+	}
+	if exp > maxExponent || exp < -maxExponent {
+		return "", fmt.Errorf("invalid JSON number %q: exponent out of range", s)
 	}
 	var out string
 	switch {
