@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/chronicle-engine/chronicle/eventlog"
@@ -150,12 +151,18 @@ func (e *Engine) Enqueue(ctx context.Context, tx eventlog.Tx, jobs []NewJob) ([]
 	return out, nil
 }
 
-// wakeDue wakes the queues of jobs that are due now.
+// wakeDue wakes the queues of jobs that are due now, and arranges a wakeup
+// for those due soon.
 func (e *Engine) wakeDue(jobs []Enqueued) {
 	seen := map[string]bool{}
 	var queues []string
 	for _, j := range jobs {
-		if !j.Existing && !seen[j.Job.Queue] && !j.Job.RunAt.After(j.Job.CreatedAt) {
+		if j.Existing {
+			continue
+		}
+		if wait := j.Job.RunAt.Sub(j.Job.CreatedAt); wait > 0 {
+			e.wakeLater(j.Job.Queue, wait)
+		} else if !seen[j.Job.Queue] {
 			seen[j.Job.Queue] = true
 			queues = append(queues, j.Job.Queue)
 		}
@@ -163,6 +170,22 @@ func (e *Engine) wakeDue(jobs []Enqueued) {
 	if len(queues) > 0 {
 		e.waker.Wake(queues...)
 	}
+}
+
+// soonHorizon bounds the delays that get an in-process wakeup timer.
+// Later work is woken by the maintenance leader, at most one maintenance
+// interval late, or found by polling.
+const soonHorizon = time.Minute
+
+// wakeLater wakes queue after wait, when wait is within soonHorizon, so that
+// a retry due in 100ms starts in about 100ms rather than at the next poll.
+// The timer is only a hint: if this process dies, polling and the leader
+// still find the work.
+func (e *Engine) wakeLater(queue string, wait time.Duration) {
+	if wait > soonHorizon {
+		return
+	}
+	time.AfterFunc(wait, func() { e.waker.Wake(queue) })
 }
 
 // Claimed is a job leased to a worker.
@@ -239,8 +262,9 @@ type Outcome struct {
 func (e *Engine) Complete(ctx context.Context, outcomes []Outcome) ([]error, error) {
 	results := make([]error, len(outcomes))
 	var wake []string
+	var waits []time.Duration
 	err := e.store.InTx(ctx, func(tx eventlog.Tx) error {
-		wake = wake[:0]
+		wake, waits = wake[:0], waits[:0]
 		leases := make([]eventlog.Lease, len(outcomes))
 		for i, o := range outcomes {
 			leases[i] = o.Lease
@@ -279,8 +303,9 @@ func (e *Engine) Complete(ctx context.Context, outcomes []Outcome) ([]error, err
 				return err
 			}
 			addJob(&c, &j, events, true)
-			if j.Status == StatusRetrying && !j.RunAt.After(now) {
+			if j.Status == StatusRetrying {
 				wake = append(wake, j.Queue)
+				waits = append(waits, j.RunAt.Sub(now))
 			}
 		}
 		return tx.Apply(ctx, c)
@@ -288,8 +313,16 @@ func (e *Engine) Complete(ctx context.Context, outcomes []Outcome) ([]error, err
 	if err != nil {
 		return nil, fmt.Errorf("record %d attempt outcomes: %w", len(outcomes), err)
 	}
-	if len(wake) > 0 {
-		e.waker.Wake(wake...)
+	var dueNow []string
+	for i, q := range wake {
+		if waits[i] > 0 {
+			e.wakeLater(q, waits[i])
+		} else if !slices.Contains(dueNow, q) {
+			dueNow = append(dueNow, q)
+		}
+	}
+	if len(dueNow) > 0 {
+		e.waker.Wake(dueNow...)
 	}
 	return results, nil
 }
