@@ -56,7 +56,11 @@ func (e *Engine) env(now time.Time) Env { return Env{Now: now, Random: e.random}
 // it in SQL).
 func addJob(c *eventlog.Changes, j *Job, events []eventlog.Event, withTask bool) {
 	c.Events = append(c.Events, events...)
-	c.Executions = append(c.Executions, j.Row())
+	if len(events) > 0 && events[0].Seq == 1 {
+		c.NewExecutions = append(c.NewExecutions, j.Row())
+	} else {
+		c.Executions = append(c.Executions, j.Row())
+	}
 	if !withTask {
 		return
 	}

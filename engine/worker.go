@@ -232,15 +232,22 @@ func (w *Worker) jitter(d time.Duration) time.Duration {
 }
 
 // claimLoop keeps queue q busy: it claims when woken, when the poll timer
-// fires, and when a slot frees up while the queue may hold more work.
+// fires, and when slots free up while the queue may hold more work. Freed
+// slots are claimed in batches: a claim waits until half a batch is free or
+// claimCooldown has passed, so that a busy queue is not drained one job per
+// transaction.
 func (w *Worker) claimLoop(q string, concurrency int, wake chan struct{}) {
 	slots := make(chan struct{}, concurrency)
 	freed := make(chan struct{}, 1)
 	poll := time.NewTimer(w.jitter(w.cfg.PollInterval))
 	defer poll.Stop()
-	backlog := true
+	cooldown := time.NewTimer(time.Hour)
+	cooldown.Stop()
+	cooling := false
+	threshold := max(1, min(w.cfg.ClaimBatch, concurrency)/2)
+	backlog, urgent := true, true
 	for {
-		if free := concurrency - len(slots); backlog && free > 0 {
+		if free := concurrency - len(slots); backlog && free > 0 && (urgent || free >= threshold) {
 			n := min(free, w.cfg.ClaimBatch)
 			claimed, err := w.eng.Claim(w.baseCtx, ClaimParams{Queues: []string{q}, Limit: n, WorkerID: w.cfg.ID, LeaseDuration: w.cfg.LeaseDuration})
 			if err != nil {
@@ -258,23 +265,34 @@ func (w *Worker) claimLoop(q string, concurrency int, wake chan struct{}) {
 					})
 				}
 				backlog = len(claimed) == n
-				if backlog && concurrency-len(slots) > 0 {
+				if backlog && concurrency-len(slots) >= threshold {
 					continue
 				}
 			}
+			urgent = false
+		}
+		if backlog && !cooling && concurrency-len(slots) > 0 {
+			cooldown.Reset(claimCooldown)
+			cooling = true
 		}
 		select {
 		case <-w.stopClaims:
 			return
 		case <-wake:
-			backlog = true
+			backlog, urgent = true, true
 		case <-poll.C:
-			backlog = true
+			backlog, urgent = true, true
 			poll.Reset(w.jitter(w.cfg.PollInterval))
+		case <-cooldown.C:
+			cooling, urgent = false, true
 		case <-freed:
 		}
 	}
 }
+
+// claimCooldown is the longest a freed slot waits for others to free up
+// before it is claimed on its own.
+const claimCooldown = 2 * time.Millisecond
 
 func (w *Worker) start(c *Claimed, release func()) {
 	ctx, cancel := context.WithCancelCause(w.baseCtx)

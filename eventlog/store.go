@@ -75,7 +75,11 @@ type Changes struct {
 	// Events to append. Each must carry the next seq of its history and be
 	// sealed (see Seal); a seq already taken fails with a *ConflictError.
 	Events []Event
-	// Executions to insert or overwrite.
+	// NewExecutions to insert.
+	NewExecutions []Execution
+	// Executions to update. Only the fields a decision can change are
+	// written: status, attempt, budget, run time, error, timestamps and the
+	// end of the history (LastSeq, LastHash).
 	Executions []Execution
 	// Tasks to insert or overwrite.
 	Tasks []Task
@@ -85,12 +89,13 @@ type Changes struct {
 
 // Empty reports whether there is nothing to write.
 func (c *Changes) Empty() bool {
-	return len(c.Events) == 0 && len(c.Executions) == 0 && len(c.Tasks) == 0 && len(c.DeleteTasks) == 0
+	return len(c.Events) == 0 && len(c.NewExecutions) == 0 && len(c.Executions) == 0 && len(c.Tasks) == 0 && len(c.DeleteTasks) == 0
 }
 
 // Merge appends other's changes to c.
 func (c *Changes) Merge(other Changes) {
 	c.Events = append(c.Events, other.Events...)
+	c.NewExecutions = append(c.NewExecutions, other.NewExecutions...)
 	c.Executions = append(c.Executions, other.Executions...)
 	c.Tasks = append(c.Tasks, other.Tasks...)
 	c.DeleteTasks = append(c.DeleteTasks, other.DeleteTasks...)

@@ -126,7 +126,7 @@ func (s *Store) RebuildProjections(ctx context.Context, fold func([]eventlog.Eve
 					return fmt.Errorf("fold %s: %w", eventlog.ID(id), err)
 				}
 				if row != nil {
-					c.Executions = append(c.Executions, *row)
+					c.NewExecutions = append(c.NewExecutions, *row)
 					n++
 				}
 				c.Tasks = append(c.Tasks, tasks...)

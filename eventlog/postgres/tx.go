@@ -157,19 +157,22 @@ const insertEventsSQL = `
 INSERT INTO events (execution_id, seq, type, data, recorded_at, prev_hash, hash)
 SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::jsonb[], $5::timestamptz[], $6::bytea[], $7::bytea[])`
 
-const upsertExecutionsSQL = `
+const insertExecutionsSQL = `
 INSERT INTO executions (id, kind, type, queue, priority, status, payload, attempt, budget_start,
 	max_attempts, retry_policy, run_at, last_error, idempotency_key, created_at, updated_at,
 	finished_at, last_seq, last_hash)
 SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::smallint[], $6::text[],
 	$7::jsonb[], $8::int[], $9::int[], $10::int[], $11::jsonb[], $12::timestamptz[], $13::text[],
-	$14::text[], $15::timestamptz[], $16::timestamptz[], $17::timestamptz[], $18::bigint[], $19::bytea[])
-ON CONFLICT (id) DO UPDATE SET
-	status = EXCLUDED.status, queue = EXCLUDED.queue, priority = EXCLUDED.priority,
-	attempt = EXCLUDED.attempt, budget_start = EXCLUDED.budget_start,
-	max_attempts = EXCLUDED.max_attempts, retry_policy = EXCLUDED.retry_policy,
-	run_at = EXCLUDED.run_at, last_error = EXCLUDED.last_error, updated_at = EXCLUDED.updated_at,
-	finished_at = EXCLUDED.finished_at, last_seq = EXCLUDED.last_seq, last_hash = EXCLUDED.last_hash`
+	$14::text[], $15::timestamptz[], $16::timestamptz[], $17::timestamptz[], $18::bigint[], $19::bytea[])`
+
+const updateExecutionsSQL = `
+UPDATE executions e SET status = u.status, attempt = u.attempt, budget_start = u.budget_start,
+	run_at = u.run_at, last_error = u.last_error, updated_at = u.updated_at,
+	finished_at = u.finished_at, last_seq = u.last_seq, last_hash = u.last_hash
+FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[], $5::timestamptz[], $6::text[],
+	$7::timestamptz[], $8::timestamptz[], $9::bigint[], $10::bytea[])
+	AS u(id, status, attempt, budget_start, run_at, last_error, updated_at, finished_at, last_seq, last_hash)
+WHERE e.id = u.id`
 
 const upsertTasksSQL = `
 INSERT INTO tasks (execution_id, key, queue, priority, run_at, attempt, leased_by, lease_expires_at)
@@ -201,8 +204,7 @@ func (tx *Tx) Apply(ctx context.Context, c eventlog.Changes) error {
 		}
 		b.Queue(insertEventsSQL, ids, seqs, types, data, at, prev, hash)
 	}
-	if n := len(c.Executions); n > 0 {
-		cols := make([]any, 19)
+	if n := len(c.NewExecutions); n > 0 {
 		ids := make([][16]byte, n)
 		kind, typ, queue, status, lastErr, key := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		prio, attempt, budget, maxAtt := make([]int16, n), make([]int32, n), make([]int32, n), make([]int32, n)
@@ -211,14 +213,27 @@ func (tx *Tx) Apply(ctx context.Context, c eventlog.Changes) error {
 		finished := make([]*time.Time, n)
 		lastSeq := make([]int64, n)
 		lastHash := make([][]byte, n)
-		for i, x := range c.Executions {
+		for i, x := range c.NewExecutions {
 			ids[i], kind[i], typ[i], queue[i], prio[i], status[i] = x.ID, x.Kind, x.Type, x.Queue, int16(x.Priority), x.Status
 			payload[i], attempt[i], budget[i], maxAtt[i], policy[i] = string(x.Payload), int32(x.Attempt), int32(x.BudgetStart), int32(x.MaxAttempts), string(x.RetryPolicy)
 			runAt[i], lastErr[i], key[i], created[i], updated[i], finished[i] = x.RunAt, x.LastError, x.IdempotencyKey, x.CreatedAt, x.UpdatedAt, x.FinishedAt
 			lastSeq[i], lastHash[i] = x.LastSeq, x.LastHash
 		}
-		cols = []any{ids, kind, typ, queue, prio, status, payload, attempt, budget, maxAtt, policy, runAt, lastErr, key, created, updated, finished, lastSeq, lastHash}
-		b.Queue(upsertExecutionsSQL, cols...)
+		b.Queue(insertExecutionsSQL, ids, kind, typ, queue, prio, status, payload, attempt, budget, maxAtt, policy, runAt, lastErr, key, created, updated, finished, lastSeq, lastHash)
+	}
+	if n := len(c.Executions); n > 0 {
+		ids := make([][16]byte, n)
+		status, lastErr := make([]string, n), make([]string, n)
+		attempt, budget := make([]int32, n), make([]int32, n)
+		runAt, updated := make([]time.Time, n), make([]time.Time, n)
+		finished := make([]*time.Time, n)
+		lastSeq := make([]int64, n)
+		lastHash := make([][]byte, n)
+		for i, x := range c.Executions {
+			ids[i], status[i], attempt[i], budget[i], runAt[i] = x.ID, x.Status, int32(x.Attempt), int32(x.BudgetStart), x.RunAt
+			lastErr[i], updated[i], finished[i], lastSeq[i], lastHash[i] = x.LastError, x.UpdatedAt, x.FinishedAt, x.LastSeq, x.LastHash
+		}
+		b.Queue(updateExecutionsSQL, ids, status, attempt, budget, runAt, lastErr, updated, finished, lastSeq, lastHash)
 	}
 	if n := len(c.Tasks); n > 0 {
 		ids := make([][16]byte, n)
