@@ -27,7 +27,10 @@ func ConnectNATS(natsURL, name string, log *slog.Logger) (*nats.Conn, error) {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond),
 		nats.ReconnectJitter(100*time.Millisecond, time.Second),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if nc.IsClosed() {
+				return // closed on purpose, not lost
+			}
 			log.Warn("NATS disconnected; workers fall back to polling until it is back", "url", redact(natsURL), "err", err)
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { log.Info("NATS reconnected", "url", redact(natsURL)) }),

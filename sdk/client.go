@@ -122,6 +122,11 @@ func firstOf(vals ...string) string {
 // Close releases the client's connections.
 func (c *Client) Close() {
 	if c.nc != nil {
+		// Drain is asynchronous: flush first so that a short-lived process
+		// (the CLI) does not exit with its wakeups still buffered.
+		if c.nc.IsConnected() {
+			_ = c.nc.FlushTimeout(time.Second)
+		}
 		_ = c.nc.Drain()
 	}
 	if c.ownPool {
