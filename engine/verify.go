@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -64,6 +65,10 @@ func verifyOne(row *eventlog.Execution, tasks []eventlog.Task, history []eventlo
 		return []string{"projection row without any events"}
 	}
 	if err := eventlog.CheckChain(history); err != nil {
+		var ce *eventlog.ChainError
+		if errors.As(err, &ce) {
+			return []string{fmt.Sprintf("hash chain broken at event %d: %s", ce.Seq, ce.Reason)}
+		}
 		return []string{err.Error()}
 	}
 	j, err := Fold(history)
@@ -153,10 +158,16 @@ func equalJSON(a, b []byte) bool {
 
 // RebuildProjections recreates the executions and tasks tables from the
 // events, in one transaction. It returns how many executions it rebuilt.
+// It refuses to rebuild from a history whose hash chain is broken.
 // Leases extended by heartbeats since their claim fall back to the expiry
 // recorded at the claim, so run it while workers are stopped.
 func (e *Engine) RebuildProjections(ctx context.Context) (int, error) {
 	return e.store.RebuildProjections(ctx, func(history []eventlog.Event) (*eventlog.Execution, []eventlog.Task, error) {
+		// A projection built from a tampered history would hide the
+		// tampering; refuse, and let verify name the history.
+		if err := eventlog.CheckChain(history); err != nil {
+			return nil, nil, fmt.Errorf("%w; nothing was rebuilt (chronicle verify lists every broken history)", err)
+		}
 		j, err := Fold(history)
 		if err != nil {
 			return nil, nil, err

@@ -141,6 +141,10 @@ func (c *Client) Migrate(ctx context.Context) error {
 	return err
 }
 
+// Pool returns the client's PostgreSQL connection pool, for tools and for
+// transactions that enqueue with EnqueueTx.
+func (c *Client) Pool() *pgxpool.Pool { return c.pool }
+
 // Engine exposes the machinery for tools built on the SDK (the CLI).
 func (c *Client) Engine() *engine.Engine { return c.eng }
 

@@ -10,9 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
-	"github.com/chronicle-engine/chronicle/eventlog/postgres"
 	"github.com/chronicle-engine/chronicle/migrations"
-	"github.com/chronicle-engine/chronicle/sdk"
 )
 
 func (a *app) migrateCmd() *cobra.Command {
@@ -72,10 +70,5 @@ func (a *app) withPool(ctx context.Context, fn func(*pgxpool.Pool) error) error 
 		return err
 	}
 	defer c.Close()
-	return fn(poolOf(c))
-}
-
-func poolOf(c *sdk.Client) *pgxpool.Pool {
-	// The SDK only ever builds a PostgreSQL store.
-	return c.Engine().Store().(*postgres.Store).Pool()
+	return fn(c.Pool())
 }

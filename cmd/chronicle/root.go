@@ -81,7 +81,7 @@ Configuration comes from flags, then environment variables, then defaults:
 	f.StringVar(&a.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 
-	root.AddCommand(a.migrateCmd(), a.workerCmd(), a.enqueueCmd(), a.jobsCmd(), a.dlqCmd(), a.projectionsCmd(), a.verifyCmd())
+	root.AddCommand(a.migrateCmd(), a.workerCmd(), a.enqueueCmd(), a.jobsCmd(), a.dlqCmd(), a.projectionsCmd(), a.verifyCmd(), a.benchCmd())
 	return root
 }
 
