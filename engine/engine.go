@@ -372,6 +372,9 @@ func (e *Engine) ExpireLeases(ctx context.Context, limit int) (int, error) {
 func (e *Engine) Execute(ctx context.Context, id eventlog.ID, cmd Command) (Job, error) {
 	var j Job
 	err := e.store.InTx(ctx, func(tx eventlog.Tx) error {
+		if err := tx.LockTasks(ctx, []eventlog.ID{id}); err != nil {
+			return err
+		}
 		rows, err := tx.LockExecutions(ctx, []eventlog.ID{id})
 		if err != nil {
 			return err

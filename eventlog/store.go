@@ -121,11 +121,16 @@ type Leased struct {
 type Tx interface {
 	// Now returns the transaction's database time.
 	Now(ctx context.Context) (time.Time, error)
+	// LockTasks row-locks the tasks of executions, waiting for other holders.
+	// An execution that has tasks is guarded by their locks: take them
+	// before LockExecutions.
+	LockTasks(ctx context.Context, ids []ID) error
 	// LockExecutions loads and row-locks executions. Missing IDs are absent
 	// from the result.
 	LockExecutions(ctx context.Context, ids []ID) ([]Execution, error)
-	// LeaseTasks claims up to Limit ready tasks of the given queues, ordered
-	// by priority then run time, skipping rows other transactions hold. Each
+	// LeaseTasks claims up to Limit ready tasks of the given queues (the
+	// first queue first), ordered by priority then run time, skipping rows
+	// other transactions hold. Each
 	// claimed task's Attempt is incremented and its lease set. It returns the
 	// leased tasks and the database time of the claim.
 	LeaseTasks(ctx context.Context, p LeaseParams) ([]Leased, time.Time, error)

@@ -33,21 +33,19 @@ func taskDest(t *eventlog.Task, id *[16]byte) []any {
 	return []any{id, &t.Key, &t.Queue, &t.Priority, &t.RunAt, &t.Attempt, &t.LeasedBy, &t.LeaseExpiresAt}
 }
 
-// scanLeased reads rows of taskColumns, executionColumns and now().
-func scanLeased(rows pgx.Rows) ([]eventlog.Leased, time.Time, error) {
+// scanTasks reads rows of taskColumns and now().
+func scanTasks(rows pgx.Rows) ([]eventlog.Task, time.Time, error) {
 	defer rows.Close()
-	var out []eventlog.Leased
+	var out []eventlog.Task
 	var now time.Time
 	for rows.Next() {
-		var l eventlog.Leased
-		var tid, eid [16]byte
-		dest := append(taskDest(&l.Task, &tid), executionDest(&l.Execution, &eid)...)
-		dest = append(dest, &now)
-		if err := rows.Scan(dest...); err != nil {
+		var t eventlog.Task
+		var id [16]byte
+		if err := rows.Scan(append(taskDest(&t, &id), &now)...); err != nil {
 			return nil, now, err
 		}
-		l.Task.ExecutionID, l.Execution.ID = tid, eid
-		out = append(out, l)
+		t.ExecutionID = id
+		out = append(out, t)
 	}
 	return out, now, rows.Err()
 }

@@ -91,7 +91,7 @@ WITH locked AS (
 	SELECT t.execution_id, t.key
 	FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[]) AS r(execution_id, key, attempt, worker)
 	JOIN tasks t ON t.execution_id = r.execution_id AND t.key = r.key
-	WHERE t.attempt = r.attempt AND t.leased_by = r.worker AND t.lease_expires_at > now()
+	WHERE t.execution_id = ANY($1) AND t.attempt = r.attempt AND t.leased_by = r.worker AND t.lease_expires_at > now()
 	ORDER BY t.execution_id, t.key
 	FOR UPDATE OF t
 )

@@ -27,7 +27,8 @@ func (tx *Tx) Now(ctx context.Context) (time.Time, error) {
 	return now, err
 }
 
-// LockExecutions loads and row-locks executions in ID order.
+// LockExecutions loads and row-locks executions in ID order. Lock their
+// tasks first (LockTasks).
 func (tx *Tx) LockExecutions(ctx context.Context, ids []eventlog.ID) ([]eventlog.Execution, error) {
 	rows, err := tx.q.Query(ctx, `SELECT `+executionColumns+`
 		FROM executions e WHERE e.id = ANY($1) ORDER BY e.id FOR UPDATE`, uuids(ids))
@@ -41,45 +42,90 @@ func (tx *Tx) LockExecutions(ctx context.Context, ids []eventlog.ID) ([]eventlog
 	return out, nil
 }
 
+// The task row is the lock of an execution that has tasks: every operation
+// that changes such an execution locks its tasks first (claims and lease
+// expiry skip locked ones instead of waiting), then reads the execution in
+// a later statement, whose fresh snapshot sees every change committed by
+// the previous holder of the lock. Taking locks in that one order is what
+// keeps claims, completions, heartbeats and operator commands free of
+// deadlocks.
+
 const leaseSQL = `
 WITH picked AS (
-	SELECT t.execution_id, t.key
-	FROM tasks t JOIN executions e ON e.id = t.execution_id
-	WHERE t.queue = ANY($1) AND t.lease_expires_at IS NULL AND t.run_at <= now()
-	ORDER BY t.priority, t.run_at
+	SELECT ctid FROM tasks
+	WHERE queue = $1 AND lease_expires_at IS NULL AND run_at <= now()
+	ORDER BY priority, run_at
 	LIMIT $2
-	FOR UPDATE OF t, e SKIP LOCKED
-), leased AS (
-	UPDATE tasks t
-	SET attempt = t.attempt + 1, leased_by = $3, lease_expires_at = now() + make_interval(secs => $4)
-	FROM picked p
-	WHERE t.execution_id = p.execution_id AND t.key = p.key
-	RETURNING t.*
+	FOR UPDATE SKIP LOCKED
 )
-SELECT ` + taskColumns + `, ` + executionColumns + `, now()
-FROM leased t JOIN executions e ON e.id = t.execution_id`
+UPDATE tasks t
+SET attempt = t.attempt + 1, leased_by = $3, lease_expires_at = now() + make_interval(secs => $4)
+WHERE t.ctid = ANY(ARRAY(SELECT ctid FROM picked))
+RETURNING ` + taskColumns + `, now()`
 
-// LeaseTasks claims ready tasks in one statement.
+// LeaseTasks claims ready tasks, one statement per queue, then reads their
+// executions.
 func (tx *Tx) LeaseTasks(ctx context.Context, p eventlog.LeaseParams) ([]eventlog.Leased, time.Time, error) {
-	rows, err := tx.q.Query(ctx, leaseSQL, p.Queues, p.Limit, p.WorkerID, p.Duration.Seconds())
-	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("lease tasks: %w", err)
+	var tasks []eventlog.Task
+	var now time.Time
+	for _, q := range p.Queues {
+		if len(tasks) >= p.Limit {
+			break
+		}
+		rows, err := tx.q.Query(ctx, leaseSQL, q, p.Limit-len(tasks), p.WorkerID, p.Duration.Seconds())
+		if err != nil {
+			return nil, now, fmt.Errorf("lease tasks of queue %s: %w", q, err)
+		}
+		got, at, err := scanTasks(rows)
+		if err != nil {
+			return nil, now, fmt.Errorf("lease tasks of queue %s: %w", q, err)
+		}
+		tasks, now = append(tasks, got...), at
 	}
-	out, now, err := scanLeased(rows)
+	return tx.withExecutions(ctx, tasks, now)
+}
+
+// withExecutions pairs locked tasks with their executions' rows.
+func (tx *Tx) withExecutions(ctx context.Context, tasks []eventlog.Task, now time.Time) ([]eventlog.Leased, time.Time, error) {
+	if len(tasks) == 0 {
+		return nil, now, nil
+	}
+	ids := make([][16]byte, len(tasks))
+	for i, t := range tasks {
+		ids[i] = t.ExecutionID
+	}
+	rows, err := tx.q.Query(ctx, `SELECT `+executionColumns+` FROM executions e WHERE e.id = ANY($1)`, ids)
 	if err != nil {
-		return nil, now, fmt.Errorf("lease tasks: %w", err)
+		return nil, now, fmt.Errorf("read executions of %d tasks: %w", len(tasks), err)
+	}
+	execs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (eventlog.Execution, error) { return scanExecution(r) })
+	if err != nil {
+		return nil, now, fmt.Errorf("read executions of %d tasks: %w", len(tasks), err)
+	}
+	byID := make(map[eventlog.ID]int, len(execs))
+	for i, x := range execs {
+		byID[x.ID] = i
+	}
+	out := make([]eventlog.Leased, 0, len(tasks))
+	for _, t := range tasks {
+		l := eventlog.Leased{Task: t}
+		if i, ok := byID[t.ExecutionID]; ok {
+			l.Execution = execs[i]
+		} else {
+			l.Execution.ID = t.ExecutionID // a task without its execution: the engine reports it
+		}
+		out = append(out, l)
 	}
 	return out, now, nil
 }
 
 const lockLeasesSQL = `
-SELECT ` + taskColumns + `, ` + executionColumns + `, now()
+SELECT ` + taskColumns + `, now()
 FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[]) AS r(execution_id, key, attempt, worker)
 JOIN tasks t ON t.execution_id = r.execution_id AND t.key = r.key
-JOIN executions e ON e.id = t.execution_id
-WHERE t.attempt = r.attempt AND t.leased_by = r.worker AND t.lease_expires_at > now()
-ORDER BY e.id, t.key
-FOR UPDATE OF e, t`
+WHERE t.execution_id = ANY($1) AND t.attempt = r.attempt AND t.leased_by = r.worker AND t.lease_expires_at > now()
+ORDER BY t.execution_id, t.key
+FOR UPDATE OF t`
 
 // LockLeases locks the tasks whose leases are still held.
 func (tx *Tx) LockLeases(ctx context.Context, leases []eventlog.Lease) ([]eventlog.Leased, time.Time, error) {
@@ -88,17 +134,16 @@ func (tx *Tx) LockLeases(ctx context.Context, leases []eventlog.Lease) ([]eventl
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("lock leases: %w", err)
 	}
-	out, now, err := scanLeased(rows)
+	tasks, now, err := scanTasks(rows)
 	if err != nil {
 		return nil, now, fmt.Errorf("lock leases: %w", err)
 	}
-	if len(out) == 0 {
+	if len(tasks) == 0 {
 		// No row means no now() either; the caller still needs database time.
-		if now, err = tx.Now(ctx); err != nil {
-			return nil, now, err
-		}
+		now, err = tx.Now(ctx)
+		return nil, now, err
 	}
-	return out, now, nil
+	return tx.withExecutions(ctx, tasks, now)
 }
 
 func leaseColumns(leases []eventlog.Lease) ([][16]byte, []string, []int32, []string) {
@@ -113,12 +158,12 @@ func leaseColumns(leases []eventlog.Lease) ([][16]byte, []string, []int32, []str
 }
 
 const expiredSQL = `
-SELECT ` + taskColumns + `, ` + executionColumns + `, now()
-FROM tasks t JOIN executions e ON e.id = t.execution_id
+SELECT ` + taskColumns + `, now()
+FROM tasks t
 WHERE t.lease_expires_at < now()
 ORDER BY t.lease_expires_at
 LIMIT $1
-FOR UPDATE OF t, e SKIP LOCKED`
+FOR UPDATE SKIP LOCKED`
 
 // LockExpiredLeases locks tasks whose lease has expired.
 func (tx *Tx) LockExpiredLeases(ctx context.Context, limit int) ([]eventlog.Leased, time.Time, error) {
@@ -126,11 +171,21 @@ func (tx *Tx) LockExpiredLeases(ctx context.Context, limit int) ([]eventlog.Leas
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("lock expired leases: %w", err)
 	}
-	out, now, err := scanLeased(rows)
+	tasks, now, err := scanTasks(rows)
 	if err != nil {
 		return nil, now, fmt.Errorf("lock expired leases: %w", err)
 	}
-	return out, now, nil
+	return tx.withExecutions(ctx, tasks, now)
+}
+
+// LockTasks locks the tasks of executions, in ID order, waiting for other
+// holders.
+func (tx *Tx) LockTasks(ctx context.Context, ids []eventlog.ID) error {
+	_, err := tx.q.Exec(ctx, `SELECT 1 FROM tasks WHERE execution_id = ANY($1) ORDER BY execution_id, key FOR UPDATE`, uuids(ids))
+	if err != nil {
+		return fmt.Errorf("lock tasks: %w", err)
+	}
+	return nil
 }
 
 // ClaimEnqueueKey reserves an enqueue idempotency key.
@@ -172,7 +227,7 @@ UPDATE executions e SET status = u.status, attempt = u.attempt, budget_start = u
 FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[], $5::timestamptz[], $6::text[],
 	$7::timestamptz[], $8::timestamptz[], $9::bigint[], $10::bytea[])
 	AS u(id, status, attempt, budget_start, run_at, last_error, updated_at, finished_at, last_seq, last_hash)
-WHERE e.id = u.id`
+WHERE e.id = ANY($1) AND e.id = u.id`
 
 const upsertTasksSQL = `
 INSERT INTO tasks (execution_id, key, queue, priority, run_at, attempt, leased_by, lease_expires_at)
@@ -183,7 +238,7 @@ ON CONFLICT (execution_id, key) DO UPDATE SET
 
 const deleteTasksSQL = `
 DELETE FROM tasks t USING unnest($1::uuid[], $2::text[]) AS r(execution_id, key)
-WHERE t.execution_id = r.execution_id AND t.key = r.key`
+WHERE t.execution_id = ANY($1) AND t.execution_id = r.execution_id AND t.key = r.key`
 
 // Apply writes events and projection rows in one round trip.
 func (tx *Tx) Apply(ctx context.Context, c eventlog.Changes) error {
@@ -261,7 +316,7 @@ func (tx *Tx) Apply(ctx context.Context, c eventlog.Changes) error {
 	}
 	if err := tx.q.SendBatch(ctx, &b).Close(); err != nil {
 		if pgErr, ok := isUniqueViolation(err); ok && pgErr.ConstraintName == "events_pkey" {
-			return &eventlog.ConflictError{ExecutionID: c.Events[0].ExecutionID, ExpectedSeq: c.Events[0].Seq}
+			return conflictError(pgErr, c.Events)
 		}
 		return fmt.Errorf("append %d events: %w", len(c.Events), err)
 	}
