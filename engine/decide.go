@@ -204,6 +204,8 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // Record numbers, timestamps, canonicalizes and seals decisions as events
 // appended to j's history, and returns the state after them.
 func Record(j Job, decisions []Decision, now time.Time) (Job, []eventlog.Event, error) {
+	// Stored timestamps have microseconds; the hash must cover what is stored.
+	now = now.Truncate(time.Microsecond)
 	events := make([]eventlog.Event, 0, len(decisions))
 	for _, d := range decisions {
 		raw, err := json.Marshal(d.Data)

@@ -136,6 +136,9 @@ func (e *Engine) Enqueue(ctx context.Context, tx eventlog.Tx, jobs []NewJob) ([]
 				continue
 			}
 		}
+		if nj.Priority == "" {
+			nj.Priority = PriorityNormal
+		}
 		runAt := nj.RunAt
 		if runAt.IsZero() {
 			runAt = now.Add(nj.Delay)

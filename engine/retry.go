@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -84,10 +85,12 @@ func (p RetryPolicy) Validate() error {
 	if p.InitialInterval < 0 || p.MaximumInterval < 0 {
 		errs = append(errs, errors.New("retry policy: InitialInterval and MaximumInterval cannot be negative"))
 	}
-	if p.BackoffCoefficient != 0 && p.BackoffCoefficient < 1 {
-		errs = append(errs, fmt.Errorf("retry policy: BackoffCoefficient is %g; want 1 or more", p.BackoffCoefficient))
+	// Written so that NaN (which compares false) and +Inf are refused too:
+	// JSON cannot carry them, so the policy could not be recorded in an event.
+	if p.BackoffCoefficient != 0 && !(p.BackoffCoefficient >= 1 && p.BackoffCoefficient <= math.MaxFloat64) {
+		errs = append(errs, fmt.Errorf("retry policy: BackoffCoefficient is %g; want a finite number, 1 or more", p.BackoffCoefficient))
 	}
-	if p.Jitter < 0 || p.Jitter > 1 {
+	if !(p.Jitter >= 0 && p.Jitter <= 1) {
 		errs = append(errs, fmt.Errorf("retry policy: Jitter is %g; want a fraction from 0 to 1", p.Jitter))
 	}
 	return errors.Join(errs...)
@@ -98,6 +101,7 @@ func (p RetryPolicy) Validate() error {
 // handed it so that it stays a pure function.
 func (p RetryPolicy) Delay(n int, random float64) time.Duration {
 	p = p.WithDefaults()
+	n = max(n, 1)
 	var d time.Duration
 	if len(p.Schedule) > 0 {
 		d = p.Schedule[min(n, len(p.Schedule))-1]

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"encoding/json"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -142,6 +143,9 @@ func TestRetryPolicyValidate(t *testing.T) {
 		{engine.RetryPolicy{BackoffCoefficient: 0.5}, "BackoffCoefficient"},
 		{engine.RetryPolicy{Jitter: -0.1}, "Jitter"},
 		{engine.RetryPolicy{Jitter: 1.5}, "Jitter"},
+		{engine.RetryPolicy{Jitter: math.NaN()}, "Jitter"},
+		{engine.RetryPolicy{BackoffCoefficient: math.NaN()}, "BackoffCoefficient"},
+		{engine.RetryPolicy{BackoffCoefficient: math.Inf(1)}, "BackoffCoefficient"},
 	}
 	for _, tt := range invalid {
 		err := tt.policy.Validate()
@@ -204,7 +208,7 @@ func TestRetryPolicyJSON(t *testing.T) {
 		t.Fatalf("Unmarshal into a used policy = %+v, want only MaximumAttempts 1", back)
 	}
 
-	// Inside an event, as a pointer field or a value field.
+	// Inside an event.
 	type ev struct {
 		P engine.RetryPolicy `json:"retry_policy"`
 	}

@@ -110,6 +110,14 @@ func writeString(buf *bytes.Buffer, s string) error {
 // numeric accepts, so that the exponent arithmetic below cannot overflow.
 const maxExponent = 1 << 20
 
+// jsonb stores numbers as PostgreSQL numeric, which holds at most this many
+// digits before and after the decimal point. Numbers beyond them are refused
+// here, as input, rather than failing the append that stores them.
+const (
+	jsonbMaxIntegerDigits  = 131072
+	jsonbMaxFractionDigits = 16383
+)
+
 // canonicalNumber writes a JSON number by its decimal value: no sign on zero,
 // no leading or trailing zeros, and an exponent only when it is shorter.
 func canonicalNumber(s string) (string, error) {
@@ -138,6 +146,10 @@ func canonicalNumber(s string) (string, error) {
 	}
 	if exp > maxExponent || exp < -maxExponent {
 		return "", fmt.Errorf("invalid JSON number %q: exponent out of range", s)
+	}
+	if len(digits)+exp > jsonbMaxIntegerDigits || -exp > jsonbMaxFractionDigits {
+		return "", fmt.Errorf("invalid JSON number %q: out of the range PostgreSQL jsonb can store (%d digits before the decimal point, %d after)",
+			s, jsonbMaxIntegerDigits, jsonbMaxFractionDigits)
 	}
 	var out string
 	switch {

@@ -2,6 +2,7 @@ package eventlog_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -85,7 +86,7 @@ func TestSealThenCheckChain(t *testing.T) {
 
 // TestSealContinues: sealing a history in two parts gives the same chain as
 // sealing it at once.
-func TestSealContinues(t *testing.T) {
+func TestHashSealContinues(t *testing.T) {
 	t.Parallel()
 	whole := sealedHistory(t, 5)
 	parts := clone(whole)
@@ -125,6 +126,20 @@ func TestHashEventCoversEveryField(t *testing.T) {
 		if bytes.Equal(eventlog.HashEvent(eventlog.GenesisHash, v), base) {
 			t.Errorf("changing the %s does not change the hash", name)
 		}
+	}
+	// Without the type's length prefix these two events would hash the
+	// same bytes: the second moves the type's last byte into the time and
+	// the time's last byte into the data.
+	a := e
+	a.Type = "AB"
+	var ts [8]byte
+	binary.BigEndian.PutUint64(ts[:], uint64(a.RecordedAt.UnixMicro()))
+	b := a
+	b.Type = "A"
+	b.RecordedAt = time.UnixMicro(int64(binary.BigEndian.Uint64(append([]byte{'B'}, ts[:7]...))))
+	b.Data = append([]byte{ts[7]}, a.Data...)
+	if bytes.Equal(eventlog.HashEvent(eventlog.GenesisHash, a), eventlog.HashEvent(eventlog.GenesisHash, b)) {
+		t.Error("shifting bytes between type, time and data gives the same hash: fields are not length-prefixed")
 	}
 	prev := bytes.Repeat([]byte{1}, eventlog.HashSize)
 	if bytes.Equal(eventlog.HashEvent(prev, e), base) {
