@@ -81,8 +81,20 @@ Configuration comes from flags, then environment variables, then defaults:
 	f.StringVar(&a.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 
-	root.AddCommand(a.migrateCmd(), a.workerCmd(), a.enqueueCmd(), a.jobsCmd(), a.dlqCmd(), a.projectionsCmd(), a.verifyCmd(), a.benchCmd())
+	for _, cmd := range commands {
+		root.AddCommand(cmd(a))
+	}
 	return root
+}
+
+// commands are the top-level commands, in the order help lists them. Each
+// command's file adds its own in an init function, so that adding a
+// command touches only its file.
+var commands []func(*app) *cobra.Command
+
+func init() {
+	commands = append(commands, (*app).migrateCmd, (*app).workerCmd, (*app).enqueueCmd, (*app).jobsCmd,
+		(*app).dlqCmd, (*app).projectionsCmd, (*app).verifyCmd, (*app).benchCmd)
 }
 
 // setup runs after the command line parsed: from here on a failure is not
