@@ -48,6 +48,10 @@ type Fail struct {
 	// Permanent errors are never retried.
 	Permanent bool
 	Duration  time.Duration
+	// RetryAfter is the earliest the next attempt may start, as the failed
+	// side asked (an HTTP Retry-After): when it is longer than the retry
+	// policy's delay it replaces it. Zero leaves the policy's delay alone.
+	RetryAfter time.Duration
 }
 
 // TimeOut reports that an attempt's lease expired.
@@ -114,7 +118,7 @@ func Decide(j Job, cmd Command, env Env) ([]Decision, error) {
 			return nil, err
 		}
 		permanent := c.Permanent || !j.RetryPolicy.retryable(c.ErrorType)
-		retryAt := nextRetry(j, permanent, env)
+		retryAt := nextRetry(j, permanent, c.RetryAfter, env)
 		out := []Decision{{EventAttemptFailed, AttemptFailed{Attempt: c.Attempt, Error: c.Error, ErrorType: c.ErrorType,
 			Permanent: permanent, DurationMS: ms(c.Duration), RetryAt: retryAt}}}
 		if retryAt == nil {
@@ -137,7 +141,7 @@ func Decide(j Job, cmd Command, env Env) ([]Decision, error) {
 		if j.LeaseExpiresAt != nil {
 			expired = *j.LeaseExpiresAt
 		}
-		retryAt := nextRetry(j, false, env)
+		retryAt := nextRetry(j, false, 0, env)
 		out := []Decision{{EventAttemptTimedOut, AttemptTimedOut{Attempt: c.Attempt, WorkerID: j.WorkerID, LeaseExpiredAt: expired, RetryAt: retryAt}}}
 		if retryAt == nil {
 			out = append(out, Decision{EventJobDeadLettered, JobDeadLettered{Attempts: j.AttemptsInBudget(),
@@ -166,6 +170,9 @@ func Decide(j Job, cmd Command, env Env) ([]Decision, error) {
 		}
 		return []Decision{{EventJobResolved, JobResolved{Actor: c.Actor, Notes: c.Notes}}}, nil
 
+	case CompleteStep:
+		return decideStep(j, c)
+
 	case Cancel:
 		if j.Status.Final() {
 			return nil, refuse("it has already finished")
@@ -188,14 +195,16 @@ func checkAttempt(j Job, attempt int) error {
 }
 
 // nextRetry is the retry policy's decision after an attempt ended without
-// success: when to try again, or nil to dead-letter.
-func nextRetry(j Job, permanent bool, env Env) *time.Time {
+// success: when to try again, or nil to dead-letter. minDelay, when longer
+// than the policy's delay, replaces it (Fail.RetryAfter).
+func nextRetry(j Job, permanent bool, minDelay time.Duration, env Env) *time.Time {
 	p := j.RetryPolicy.WithDefaults()
 	used := j.AttemptsInBudget()
 	if permanent || used >= p.MaximumAttempts {
 		return nil
 	}
-	at := env.Now.Add(p.Delay(used, env.random())).Truncate(time.Microsecond)
+	delay := max(p.Delay(used, env.random()), minDelay)
+	at := env.Now.Add(delay).Truncate(time.Microsecond)
 	return &at
 }
 

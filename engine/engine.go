@@ -30,6 +30,7 @@ type Engine struct {
 	waker  Waker
 	log    *slog.Logger
 	random func() float64
+	inst   instruments // see Instrument
 }
 
 // New returns an engine over store. waker may be nil.
@@ -89,6 +90,9 @@ type NewJob struct {
 	// that holds the same key, for IdempotencyTTL.
 	IdempotencyKey string
 	IdempotencyTTL time.Duration
+	// TraceContext and CorrelationID are recorded in JobEnqueued; see there.
+	TraceContext  map[string]string
+	CorrelationID string
 }
 
 // Enqueued is the outcome of one enqueue.
@@ -102,7 +106,9 @@ type Enqueued struct {
 // Enqueue appends JobEnqueued for each job in tx, or in a transaction of its
 // own when tx is nil, in which case the queues are woken after commit. A
 // caller that passes its own tx wakes them with Wake after committing.
-func (e *Engine) Enqueue(ctx context.Context, tx eventlog.Tx, jobs []NewJob) ([]Enqueued, error) {
+func (e *Engine) Enqueue(ctx context.Context, tx eventlog.Tx, jobs []NewJob) (res []Enqueued, err error) {
+	ctx, jobs, end := e.traceEnqueue(ctx, jobs)
+	defer func() { end(res, err) }()
 	if tx == nil {
 		var out []Enqueued
 		err := e.store.InTx(ctx, func(tx eventlog.Tx) error {
@@ -144,7 +150,8 @@ func (e *Engine) Enqueue(ctx context.Context, tx eventlog.Tx, jobs []NewJob) ([]
 			runAt = now.Add(nj.Delay)
 		}
 		d := JobEnqueued{Type: nj.Type, Queue: nj.Queue, Priority: nj.Priority, Payload: nj.Payload,
-			RunAt: runAt.Truncate(time.Microsecond), RetryPolicy: nj.RetryPolicy, IdempotencyKey: nj.IdempotencyKey}
+			RunAt: runAt.Truncate(time.Microsecond), RetryPolicy: nj.RetryPolicy, IdempotencyKey: nj.IdempotencyKey,
+			TraceContext: nj.TraceContext, CorrelationID: nj.CorrelationID}
 		j, events, err := Record(Job{ID: nj.ID}, []Decision{{EventJobEnqueued, d}}, now)
 		if err != nil {
 			return nil, err
@@ -203,6 +210,14 @@ type Claimed struct {
 	LeaseExpiresAt time.Time
 	// ClaimedAt is the database time of the claim.
 	ClaimedAt time.Time
+	// Origin is the trace context and correlation ID the job was enqueued with.
+	Origin Origin
+	// Workflow is set when the task belongs to a workflow run (see
+	// workflow_engine.go); Job then carries only its ID, type and queue.
+	Workflow *WorkflowClaim
+	// FixedLease leases are not extended by the worker's heartbeats: an
+	// activity extends its own with HeartbeatActivity.
+	FixedLease bool
 }
 
 // ClaimParams selects what a worker claims.
@@ -224,7 +239,12 @@ func (e *Engine) Claim(ctx context.Context, p ClaimParams) ([]Claimed, error) {
 			return err
 		}
 		var c eventlog.Changes
+		var workflowTasks []eventlog.Leased
 		for _, l := range leased {
+			if l.Execution.Kind == KindWorkflow {
+				workflowTasks = append(workflowTasks, l)
+				continue
+			}
 			j, err := JobFromRow(l.Execution, nil)
 			if err == nil {
 				var decisions []Decision
@@ -245,6 +265,16 @@ func (e *Engine) Claim(ctx context.Context, p ClaimParams) ([]Claimed, error) {
 			e.log.Error("dropping unclaimable task from the ready queue", "job_id", l.Execution.ID.String(), "err", err)
 			c.DeleteTasks = append(c.DeleteTasks, eventlog.TaskRef{ExecutionID: l.Task.ExecutionID, Key: l.Task.Key})
 		}
+		if len(workflowTasks) > 0 {
+			claimed, err := e.claimWorkflowTasks(ctx, tx, workflowTasks, now, p.WorkerID, &c)
+			if err != nil {
+				return err
+			}
+			out = append(out, claimed...)
+		}
+		if err := attachOrigins(ctx, tx, out); err != nil {
+			return err
+		}
 		return tx.Apply(ctx, c)
 	})
 	if err != nil {
@@ -261,17 +291,26 @@ type Outcome struct {
 	ErrorType string
 	Permanent bool
 	Duration  time.Duration
+	// RetryAfter is the earliest next attempt the failure asked for; see
+	// Fail.RetryAfter.
+	RetryAfter time.Duration
+	// Workflow is what a workflow task or activity produced.
+	Workflow *WorkflowResult
 }
 
 // Complete records the outcomes of many attempts in one transaction. The
 // returned slice holds, per outcome, nil or an error wrapping ErrLeaseLost
 // when that attempt no longer held its lease and nothing was recorded.
 func (e *Engine) Complete(ctx context.Context, outcomes []Outcome) ([]error, error) {
+	if hasWorkflowOutcomes(outcomes) {
+		return e.completeMixed(ctx, outcomes)
+	}
 	results := make([]error, len(outcomes))
 	var wake []string
 	var waits []time.Duration
+	var rec recorded
 	err := e.store.InTx(ctx, func(tx eventlog.Tx) error {
-		wake, waits = wake[:0], waits[:0]
+		wake, waits, rec = wake[:0], waits[:0], recorded{}
 		leases := make([]eventlog.Lease, len(outcomes))
 		for i, o := range outcomes {
 			leases[i] = o.Lease
@@ -298,7 +337,7 @@ func (e *Engine) Complete(ctx context.Context, outcomes []Outcome) ([]error, err
 			}
 			var cmd Command = Complete{Attempt: o.Lease.Attempt, Duration: o.Duration}
 			if o.Err != nil {
-				cmd = Fail{Attempt: o.Lease.Attempt, Error: o.Err.Error(), ErrorType: o.ErrorType, Permanent: o.Permanent, Duration: o.Duration}
+				cmd = Fail{Attempt: o.Lease.Attempt, Error: o.Err.Error(), ErrorType: o.ErrorType, Permanent: o.Permanent, Duration: o.Duration, RetryAfter: o.RetryAfter}
 			}
 			decisions, err := Decide(j, cmd, e.env(now))
 			if err != nil {
@@ -310,6 +349,7 @@ func (e *Engine) Complete(ctx context.Context, outcomes []Outcome) ([]error, err
 				return err
 			}
 			addJob(&c, &j, events, true)
+			rec.note(j, false)
 			if j.Status == StatusRetrying {
 				wake = append(wake, j.Queue)
 				waits = append(waits, j.RunAt.Sub(now))
@@ -320,6 +360,7 @@ func (e *Engine) Complete(ctx context.Context, outcomes []Outcome) ([]error, err
 	if err != nil {
 		return nil, fmt.Errorf("record %d attempt outcomes: %w", len(outcomes), err)
 	}
+	e.report(rec)
 	var dueNow []string
 	for i, q := range wake {
 		if waits[i] > 0 {
@@ -339,14 +380,21 @@ func (e *Engine) Complete(ctx context.Context, outcomes []Outcome) ([]error, err
 // how many it expired.
 func (e *Engine) ExpireLeases(ctx context.Context, limit int) (int, error) {
 	n := 0
+	var rec recorded
+	var workflowTasks []eventlog.TaskRef // expired after this transaction; see expireWorkflowTasks
 	err := e.store.InTx(ctx, func(tx eventlog.Tx) error {
-		n = 0
+		n, rec = 0, recorded{}
+		workflowTasks = workflowTasks[:0]
 		expired, now, err := tx.LockExpiredLeases(ctx, limit)
 		if err != nil || len(expired) == 0 {
 			return err
 		}
 		var c eventlog.Changes
 		for _, l := range expired {
+			if l.Execution.Kind == KindWorkflow {
+				workflowTasks = append(workflowTasks, eventlog.TaskRef{ExecutionID: l.Task.ExecutionID, Key: l.Task.Key})
+				continue
+			}
 			j, err := JobFromRow(l.Execution, &l.Task)
 			if err == nil {
 				var decisions []Decision
@@ -354,6 +402,7 @@ func (e *Engine) ExpireLeases(ctx context.Context, limit int) (int, error) {
 					var events []eventlog.Event
 					if j, events, err = Record(j, decisions, now); err == nil {
 						addJob(&c, &j, events, true)
+						rec.note(j, true)
 						n++
 						continue
 					}
@@ -366,6 +415,14 @@ func (e *Engine) ExpireLeases(ctx context.Context, limit int) (int, error) {
 	})
 	if err != nil {
 		return 0, fmt.Errorf("expire leases: %w", err)
+	}
+	e.report(rec)
+	if len(workflowTasks) > 0 {
+		m, err := e.expireWorkflowTasks(ctx, workflowTasks)
+		if err != nil {
+			return n, err
+		}
+		n += m
 	}
 	return n, nil
 }

@@ -16,6 +16,9 @@ const (
 	EventJobRetried       = "JobRetried"
 	EventJobResolved      = "JobResolved"
 	EventJobCanceled      = "JobCanceled"
+	// EventStepCompleted: an idempotent step finished inside an attempt
+	// (StepCompleted; see steps.go).
+	EventStepCompleted = "StepCompleted"
 )
 
 // JobEnqueued starts a job's history.
@@ -30,6 +33,14 @@ type JobEnqueued struct {
 	// time so that every later decision can be derived from the history.
 	RetryPolicy    RetryPolicy `json:"retry_policy"`
 	IdempotencyKey string      `json:"idempotency_key,omitempty"`
+	// TraceContext is the enqueuer's trace context as W3C propagation
+	// fields (traceparent, tracestate, baggage), so that every attempt,
+	// however much later, joins the enqueuer's trace. Empty when the
+	// enqueue was not traced.
+	TraceContext map[string]string `json:"trace_context,omitempty"`
+	// CorrelationID ties the job's log lines to the request or job that
+	// caused it; child jobs inherit it. Empty when none was set.
+	CorrelationID string `json:"correlation_id,omitempty"`
 }
 
 // AttemptStarted records a claim: a worker leased the job.

@@ -152,6 +152,9 @@ func Evolve(j Job, e eventlog.Event) (Job, error) {
 		j.Status, j.FinishedAt = StatusResolved, &at
 	case EventJobCanceled:
 		j.Status, j.WorkerID, j.LeaseExpiresAt, j.FinishedAt = StatusCanceled, "", nil, &at
+	case EventStepCompleted:
+		// A step's result is read back from the history by the step itself
+		// (CompletedSteps); the job's status does not change.
 	default:
 		return j, fmt.Errorf("event %d of %s has unknown type %q", e.Seq, e.ExecutionID, e.Type)
 	}

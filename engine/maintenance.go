@@ -90,6 +90,7 @@ func (m *Maintenance) tick(ctx context.Context, since time.Time) time.Time {
 			break
 		}
 	}
+	m.runDuties(ctx) // further duties, such as firing schedules: maintenance_duties.go
 	if since.IsZero() {
 		// New leader: also wake anything that came due while nobody led.
 		since = time.Unix(0, 0)

@@ -33,11 +33,12 @@ func (r *VerifyReport) OK() bool { return len(r.Problems) == 0 }
 // execution with the running totals.
 func (e *Engine) Verify(ctx context.Context, progress func(*VerifyReport)) (*VerifyReport, error) {
 	r := &VerifyReport{}
+	schedules := map[eventlog.ID]bool{} // schedule histories seen; see verify_schedules.go
 	err := e.store.ScanHistories(ctx, func(row *eventlog.Execution, tasks []eventlog.Task, history []eventlog.Event) error {
 		r.Executions++
 		r.Events += len(history)
 		id := idOf(row, tasks, history)
-		for _, msg := range verifyOne(row, tasks, history) {
+		for _, msg := range e.verifyHistory(ctx, row, tasks, history, schedules) {
 			r.Problems = append(r.Problems, Problem{ID: id, Message: msg})
 		}
 		if progress != nil {
@@ -45,6 +46,9 @@ func (e *Engine) Verify(ctx context.Context, progress func(*VerifyReport)) (*Ver
 		}
 		return ctx.Err()
 	})
+	if err == nil {
+		err = e.verifyScheduleRows(ctx, r, schedules)
+	}
 	return r, err
 }
 
@@ -70,6 +74,9 @@ func verifyOne(row *eventlog.Execution, tasks []eventlog.Task, history []eventlo
 			return []string{fmt.Sprintf("hash chain broken at event %d: %s", ce.Seq, ce.Reason)}
 		}
 		return []string{err.Error()}
+	}
+	if history[0].Type == EventWorkflowStarted {
+		return verifyWorkflow(row, tasks, history)
 	}
 	j, err := Fold(history)
 	if err != nil {
@@ -162,11 +169,17 @@ func equalJSON(a, b []byte) bool {
 // Leases extended by heartbeats since their claim fall back to the expiry
 // recorded at the claim, so run it while workers are stopped.
 func (e *Engine) RebuildProjections(ctx context.Context) (int, error) {
-	return e.store.RebuildProjections(ctx, func(history []eventlog.Event) (*eventlog.Execution, []eventlog.Task, error) {
+	n, err := e.store.RebuildProjections(ctx, func(history []eventlog.Event) (*eventlog.Execution, []eventlog.Task, error) {
+		if IsScheduleHistory(history) {
+			return nil, nil, nil // rebuilt by rebuildSchedules below
+		}
 		// A projection built from a tampered history would hide the
 		// tampering; refuse, and let verify name the history.
 		if err := eventlog.CheckChain(history); err != nil {
 			return nil, nil, fmt.Errorf("%w; nothing was rebuilt (chronicle verify lists every broken history)", err)
+		}
+		if history[0].Type == EventWorkflowStarted {
+			return rebuildWorkflow(history)
 		}
 		j, err := Fold(history)
 		if err != nil {
@@ -179,4 +192,9 @@ func (e *Engine) RebuildProjections(ctx context.Context) (int, error) {
 		}
 		return &row, tasks, nil
 	})
+	if err != nil {
+		return n, err
+	}
+	m, err := e.rebuildSchedules(ctx)
+	return n + m, err
 }

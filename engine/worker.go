@@ -34,6 +34,11 @@ type Result struct {
 	ErrorType string
 	// Permanent errors are not retried.
 	Permanent bool
+	// RetryAfter is the earliest next attempt the failure asked for; see
+	// Fail.RetryAfter.
+	RetryAfter time.Duration
+	// Workflow is what a workflow task or activity produced.
+	Workflow *WorkflowResult
 }
 
 // RunFunc runs one claimed job. Its context is canceled, with cause
@@ -66,6 +71,9 @@ type WorkerConfig struct {
 	// Subscribe receives wakeups; nil means polling only.
 	Subscribe SubscribeFunc
 	Log       *slog.Logger
+	// HeartbeatFile, when set, is rewritten at every heartbeat of the
+	// worker's row in worker_heartbeats, for container health checks.
+	HeartbeatFile string
 }
 
 // DefaultWorkerID returns an ID naming the host and process.
@@ -80,6 +88,8 @@ type running struct {
 	confirmed time.Time
 	cancel    context.CancelCauseFunc
 	lost      bool
+	log       *slog.Logger // carries the job's attributes
+	fixed     bool         // Claimed.FixedLease: heartbeats leave it alone
 }
 
 type completion struct {
@@ -107,6 +117,7 @@ type Worker struct {
 	handlers sync.WaitGroup
 	bgDone   chan struct{}
 	stopOnce sync.Once
+	presence *presence
 }
 
 // NewWorker validates cfg and returns a worker that is not yet started.
@@ -184,6 +195,7 @@ func (w *Worker) Start() error {
 			u()
 		}
 	}()
+	w.startPresence()
 	hbStop := make(chan struct{})
 	var bg sync.WaitGroup
 	bg.Add(2)
@@ -216,6 +228,7 @@ func (w *Worker) Stop(ctx context.Context) error {
 		}
 		close(w.dead)
 		<-w.bgDone
+		w.stopPresence()
 		w.cancelBase(ErrShutdown)
 	})
 	return ctx.Err()
@@ -246,10 +259,15 @@ func (w *Worker) claimLoop(q string, concurrency int, wake chan struct{}) {
 	cooling := false
 	threshold := max(1, min(w.cfg.ClaimBatch, concurrency)/2)
 	backlog, urgent := true, true
+	trigger := TriggerBacklog
 	for {
 		if free := concurrency - len(slots); backlog && free > 0 && (urgent || free >= threshold) {
 			n := min(free, w.cfg.ClaimBatch)
 			claimed, err := w.eng.Claim(w.baseCtx, ClaimParams{Queues: []string{q}, Limit: n, WorkerID: w.cfg.ID, LeaseDuration: w.cfg.LeaseDuration})
+			if err == nil {
+				w.eng.observer().Claimed(q, trigger, n, len(claimed))
+			}
+			trigger = TriggerBacklog
 			if err != nil {
 				w.log.Error("claim failed; retrying at the next poll", "queue", q, "err", err)
 				backlog = false
@@ -279,9 +297,10 @@ func (w *Worker) claimLoop(q string, concurrency int, wake chan struct{}) {
 		case <-w.stopClaims:
 			return
 		case <-wake:
-			backlog, urgent = true, true
+			backlog, urgent, trigger = true, true, TriggerWakeup
+			w.eng.observer().WakeupReceived(q)
 		case <-poll.C:
-			backlog, urgent = true, true
+			backlog, urgent, trigger = true, true, TriggerPoll
 			poll.Reset(w.jitter(w.cfg.PollInterval))
 		case <-cooldown.C:
 			cooling, urgent = false, true
@@ -296,7 +315,8 @@ const claimCooldown = 2 * time.Millisecond
 
 func (w *Worker) start(c *Claimed, release func()) {
 	ctx, cancel := context.WithCancelCause(w.baseCtx)
-	r := &running{lease: c.Lease, confirmed: time.Now().Add(w.cfg.LeaseDuration), cancel: cancel}
+	ctx, tel := w.eng.beginClaimed(ctx, c, w.cfg.ID, w.log)
+	r := &running{lease: c.Lease, confirmed: time.Now().Add(w.cfg.LeaseDuration), cancel: cancel, log: tel.Log, fixed: c.FixedLease}
 	key := eventlog.TaskRef{ExecutionID: c.Lease.ExecutionID, Key: c.Lease.Key}
 	w.mu.Lock()
 	w.running[key] = r
@@ -306,10 +326,11 @@ func (w *Worker) start(c *Claimed, release func()) {
 		defer w.handlers.Done()
 		began := time.Now()
 		res := w.safeRun(ctx, c)
+		w.eng.EndAttempt(tel, &c.Job, res, time.Since(began))
 		cancel(nil)
 		release()
 		select {
-		case w.completions <- completion{run: r, outcome: Outcome{Lease: c.Lease, Err: res.Err, ErrorType: res.ErrorType, Permanent: res.Permanent, Duration: time.Since(began)}}:
+		case w.completions <- completion{run: r, outcome: Outcome{Lease: c.Lease, Err: res.Err, ErrorType: res.ErrorType, Permanent: res.Permanent, RetryAfter: res.RetryAfter, Workflow: res.Workflow, Duration: time.Since(began)}}:
 		case <-w.dead:
 		}
 	}()
@@ -367,10 +388,12 @@ func (w *Worker) completeLoop() {
 // rejects outcomes already recorded as lease lost.
 func (w *Worker) record(batch []completion) {
 	outcomes := make([]Outcome, 0, len(batch))
+	logs := make([]*slog.Logger, 0, len(batch))
 	w.mu.Lock()
 	for _, c := range batch {
 		if !c.run.lost {
 			outcomes = append(outcomes, c.outcome)
+			logs = append(logs, c.run.log)
 		}
 	}
 	w.mu.Unlock()
@@ -378,9 +401,10 @@ func (w *Worker) record(batch []completion) {
 	for len(outcomes) > 0 {
 		results, err := w.eng.Complete(context.Background(), outcomes)
 		if err == nil {
+			w.eng.observer().OutcomesRecorded(len(outcomes))
 			for i, res := range results {
 				if res != nil {
-					w.log.Warn("attempt outcome not recorded", "job_id", outcomes[i].Lease.ExecutionID.String(), "attempt", outcomes[i].Lease.Attempt, "err", res)
+					logs[i].Warn("attempt outcome not recorded", "err", res)
 				}
 			}
 			break
@@ -427,7 +451,7 @@ func (w *Worker) heartbeatLoop(stop chan struct{}) {
 		runs := make([]*running, 0, len(w.running))
 		leases := make([]eventlog.Lease, 0, len(w.running))
 		for _, r := range w.running {
-			if !r.lost {
+			if !r.lost && !r.fixed {
 				runs = append(runs, r)
 				leases = append(leases, r.lease)
 			}
@@ -458,7 +482,7 @@ func (w *Worker) heartbeatLoop(stop chan struct{}) {
 				if lostSet[r.lease] {
 					r.lost = true
 					r.cancel(fmt.Errorf("attempt %d: %w", r.lease.Attempt, ErrLeaseLost))
-					w.log.Warn("lease lost; canceling the handler", "job_id", r.lease.ExecutionID.String(), "attempt", r.lease.Attempt)
+					r.log.Warn("lease lost; canceling the handler")
 				} else {
 					r.confirmed = sent.Add(w.cfg.LeaseDuration)
 				}

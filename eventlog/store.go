@@ -119,6 +119,10 @@ type Leased struct {
 
 // Tx is one database transaction, seen through named operations.
 type Tx interface {
+	IdempotencyTx
+	ScheduleTx
+	FirstEventFields
+	WorkflowTx
 	// Now returns the transaction's database time.
 	Now(ctx context.Context) (time.Time, error)
 	// LockTasks row-locks the tasks of executions, waiting for other holders.
@@ -168,6 +172,12 @@ type QueueCount struct {
 
 // Store is the storage seam. Every SQL statement Chronicle runs is behind it.
 type Store interface {
+	IdempotencyKeys
+	Operations
+	ScheduleStore
+	TimeTravel
+	Observability
+	WorkflowStore
 	// InTx runs fn in a transaction, committing when fn returns nil.
 	InTx(ctx context.Context, fn func(Tx) error) error
 	// GetExecution returns one execution's projection row, or ErrNotFound.

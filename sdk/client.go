@@ -51,6 +51,9 @@ type Config struct {
 	AllowUnregisteredTypes bool
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Observability configures metrics, tracing and worker staleness; see
+	// ObservabilityConfig. The zero value is ready to use.
+	Observability ObservabilityConfig
 }
 
 // Client enqueues, inspects and operates jobs. It is safe for concurrent use.
@@ -62,6 +65,8 @@ type Client struct {
 	waker   *engine.NATSWaker
 	eng     *engine.Engine
 	log     *slog.Logger
+	obs     observability
+	wf      clientWorkflows // registered workflow types; see client_workflow.go
 
 	mu    sync.RWMutex
 	types map[string]registeredType
@@ -107,6 +112,10 @@ func NewClient(ctx context.Context, cfg Config) (*Client, error) {
 		waker = c.waker
 	}
 	c.eng = engine.New(postgres.New(c.pool), waker, c.log)
+	if err := c.instrument(); err != nil {
+		c.Close()
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -134,10 +143,14 @@ func (c *Client) Close() {
 	}
 }
 
-// Migrate applies Chronicle's schema migrations; it is safe to call on
-// every start.
+// Migrate applies Chronicle's schema migrations and creates the built-in
+// cleanup schedules (DefaultSchedules) that never existed; it is safe to
+// call on every start.
 func (c *Client) Migrate(ctx context.Context) error {
-	_, err := migrations.Up(ctx, c.pool)
+	if _, err := migrations.Up(ctx, c.pool); err != nil {
+		return err
+	}
+	_, err := c.CreateDefaultSchedules(ctx)
 	return err
 }
 

@@ -27,6 +27,13 @@ const (
 // TestMain runs the crash worker instead of the tests when the test binary
 // is re-executed as a subprocess by TestWorkerKilledMidJob.
 func TestMain(m *testing.M) {
+	if os.Getenv(crashWorkerEnv) == idempotencyCrashMode {
+		if err := runIdempotencyCrashWorker(); err != nil {
+			fmt.Fprintln(os.Stderr, "idempotency crash worker:", err)
+			os.Exit(2)
+		}
+		os.Exit(0)
+	}
 	if os.Getenv(crashWorkerEnv) == "1" {
 		if err := runCrashWorker(); err != nil {
 			fmt.Fprintln(os.Stderr, "crash worker:", err)

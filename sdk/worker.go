@@ -32,13 +32,24 @@ type WorkerConfig struct {
 	// LeaseDuration is how long a claim lasts without a heartbeat; a dead
 	// worker's jobs are retried after it. Defaults to 30s.
 	LeaseDuration time.Duration
-	// HeartbeatInterval defaults to a third of LeaseDuration.
+	// HeartbeatInterval is how often leases are extended and the worker's
+	// row in worker_heartbeats (and HeartbeatFile) is refreshed. Defaults
+	// to a third of LeaseDuration.
 	HeartbeatInterval time.Duration
+	// HeartbeatFile, when set, is rewritten at every heartbeat that reached
+	// the database, for a container health check (chronicle worker
+	// healthcheck). Empty means no file.
+	HeartbeatFile string
 	// PollInterval is how often idle queues are checked when no wakeup
 	// arrives. Defaults to 1s.
 	PollInterval time.Duration
 	// ClaimBatch caps the jobs leased per claim. Defaults to 100.
 	ClaimBatch int
+	// WorkflowCacheSize caps how many workflow runs the worker keeps live
+	// between their workflow tasks. A run not in the cache costs nothing
+	// but a full replay of its history at its next task. Defaults to
+	// DefaultWorkflowCacheSize (1000).
+	WorkflowCacheSize int
 	// ShutdownTimeout is how long Run waits for running jobs after its
 	// context ends. Defaults to 30s.
 	ShutdownTimeout time.Duration
@@ -62,6 +73,7 @@ type Worker struct {
 	ew       *engine.Worker
 	stopMnt  context.CancelFunc
 	mntDone  chan struct{}
+	wf       workflowWorker // workflows and activities; see workflow_worker.go
 }
 
 // NewWorker returns a worker for this client's database. Register handlers,
@@ -75,7 +87,7 @@ func (c *Client) NewWorker(cfg WorkerConfig) (*Worker, error) {
 	}
 	w := &Worker{client: c, cfg: cfg, handlers: map[string]HandlerFunc{}}
 	ecfg := engine.WorkerConfig{ID: cfg.ID, Queues: cfg.Queues, LeaseDuration: cfg.LeaseDuration, HeartbeatInterval: cfg.HeartbeatInterval,
-		PollInterval: cfg.PollInterval, ClaimBatch: cfg.ClaimBatch, Run: w.run, Log: c.log}
+		PollInterval: cfg.PollInterval, ClaimBatch: cfg.ClaimBatch, Run: w.run, Log: c.log, HeartbeatFile: cfg.HeartbeatFile}
 	if c.waker != nil {
 		ecfg.Subscribe = c.waker.Subscribe
 	}
@@ -110,6 +122,7 @@ func (w *Worker) handle(jobType string, fn HandlerFunc, validate func(json.RawMe
 	w.mu.Lock()
 	w.handlers[jobType] = fn
 	w.mu.Unlock()
+	w.client.obs.metrics.InitJobType(jobType)
 	return nil
 }
 
@@ -156,6 +169,9 @@ func JobFromContext(ctx context.Context) (*JobInfo, bool) {
 // run is the engine's RunFunc: it finds the handler, runs it, and turns
 // its error or panic into a Result.
 func (w *Worker) run(ctx context.Context, c *engine.Claimed) (res engine.Result) {
+	if c.Workflow != nil {
+		return w.runWorkflowTask(ctx, c)
+	}
 	w.mu.RLock()
 	fn, ok := w.handlers[c.Job.Type]
 	w.mu.RUnlock()
@@ -164,6 +180,7 @@ func (w *Worker) run(ctx context.Context, c *engine.Claimed) (res engine.Result)
 	}
 	info := &JobInfo{ID: c.Job.ID, Type: c.Job.Type, Queue: c.Job.Queue, Attempt: c.Job.Attempt, WorkerID: w.ID(), Job: c.Job}
 	ctx = context.WithValue(ctx, jobInfoKey{}, info)
+	ctx = withStepScope(ctx, w.client, c)
 	defer func() {
 		if p := recover(); p != nil {
 			res = engine.Result{Err: fmt.Errorf("panic: %v\n%s", p, debug.Stack()), ErrorType: "panic"}
@@ -177,7 +194,7 @@ func (w *Worker) run(ctx context.Context, c *engine.Claimed) (res engine.Result)
 		err = fmt.Errorf("%w (canceled: %v)", err, cause)
 	}
 	var perm *PermanentError
-	return engine.Result{Err: err, ErrorType: ErrorType(err), Permanent: errors.As(err, &perm)}
+	return engine.Result{Err: err, ErrorType: ErrorType(err), Permanent: errors.As(err, &perm), RetryAfter: retryDelay(err)}
 }
 
 func keys(m map[string]int) []string {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/chronicle-engine/chronicle/sdk"
@@ -29,13 +28,11 @@ type failPayload struct {
 // registerDemoHandlers gives the CLI's worker handlers for the runbook's job
 // types, which log their payload, and for two demo types that sleep and
 // fail on request.
-func registerDemoHandlers(w *sdk.Worker, log *slog.Logger) error {
+func registerDemoHandlers(w *sdk.Worker) error {
 	logPayload := func(ctx context.Context, payload json.RawMessage) error {
-		attrs := []any{"payload", string(payload)}
-		if info, ok := sdk.JobFromContext(ctx); ok {
-			attrs = append(attrs, "job_id", info.ID.String(), "type", info.Type, "queue", info.Queue, "attempt", info.Attempt)
-		}
-		log.Info("handled job", attrs...)
+		// sdk.Logger carries the job's attributes: job_id, type, queue,
+		// attempt, worker_id, correlation_id and trace_id.
+		sdk.Logger(ctx).Info("handled job", "payload", string(payload))
 		return nil
 	}
 	for _, t := range []string{sdk.JobTypeEmailSend, sdk.JobTypeWebhookDeliver, sdk.JobTypeDataExport} {
@@ -51,7 +48,7 @@ func registerDemoHandlers(w *sdk.Worker, log *slog.Logger) error {
 		defer t.Stop()
 		select {
 		case <-t.C:
-			log.Info("slept", "ms", p.MS)
+			sdk.Logger(ctx).Info("slept", "ms", p.MS)
 			return nil
 		case <-ctx.Done():
 			return fmt.Errorf("sleep of %dms interrupted: %w", p.MS, ctx.Err())
@@ -59,13 +56,13 @@ func registerDemoHandlers(w *sdk.Worker, log *slog.Logger) error {
 	}); err != nil {
 		return err
 	}
-	return sdk.RegisterJobHandler(w, jobTypeDemoFail, func(_ context.Context, p failPayload) error {
+	return sdk.RegisterJobHandler(w, jobTypeDemoFail, func(ctx context.Context, p failPayload) error {
 		msg := p.Message
 		if msg == "" {
 			msg = "demo failure"
 		}
 		err := errors.New(msg)
-		log.Info("failing as asked", "message", msg, "permanent", p.Permanent)
+		sdk.Logger(ctx).Info("failing as asked", "message", msg, "permanent", p.Permanent)
 		if p.Permanent {
 			return sdk.Permanent(err)
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -14,25 +15,26 @@ import (
 func (a *app) dlqCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "dlq",
-		Short: "Work the dead-letter queue: list, retry and resolve dead-lettered jobs",
+		Short: "Work the dead-letter queue: list, show, retry, resolve and clean up dead-lettered jobs",
 		Args:  cobra.NoArgs,
 		RunE:  showHelp,
 	}
-	cmd.AddCommand(a.dlqListCmd(), a.dlqRetryCmd(), a.dlqResolveCmd())
+	cmd.AddCommand(a.dlqListCmd(), a.dlqShowCmd(), a.dlqRetryCmd(), a.dlqResolveCmd(), a.dlqCleanupCmd())
 	return cmd
 }
 
 func (a *app) dlqListCmd() *cobra.Command {
 	var (
-		types  []string
-		queue  string
+		filter dlqFilterFlags
 		limit  int
 		asJSON bool
 	)
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List dead-lettered jobs with their last error, oldest first",
-		Args:  cobra.NoArgs,
+		Example: `  chronicle dlq list --type email.send --error "mailbox unavailable"
+  chronicle dlq list --queue webhooks --older-than 7d --json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if limit < 1 {
 				return fmt.Errorf("--limit is %d; want 1 or more", limit)
@@ -43,7 +45,12 @@ func (a *app) dlqListCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			jobs, err := c.ListJobs(ctx, sdk.JobFilter{Statuses: []sdk.Status{sdk.StatusDeadLettered}, Types: types, Queue: queue, Limit: limit})
+			f, err := filter.filter()
+			if err != nil {
+				return err
+			}
+			f.Limit = limit
+			jobs, err := c.ListDeadLetters(ctx, f)
 			if err != nil {
 				return err
 			}
@@ -59,9 +66,8 @@ func (a *app) dlqListCmd() *cobra.Command {
 			return tw.Flush()
 		},
 	}
+	filter.add(cmd, false)
 	f := cmd.Flags()
-	f.StringSliceVar(&types, "type", nil, "only dead letters of these types")
-	f.StringVar(&queue, "queue", "", "only dead letters of this queue")
 	f.IntVar(&limit, "limit", 100, "at most this many jobs")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
@@ -69,11 +75,25 @@ func (a *app) dlqListCmd() *cobra.Command {
 
 func (a *app) dlqRetryCmd() *cobra.Command {
 	var note, actor string
+	var filter dlqFilterFlags
+	var dryRun, yes, asJSON bool
 	cmd := &cobra.Command{
-		Use:   "retry ID",
-		Short: "Re-queue a dead-lettered job with a fresh attempt budget",
-		Args:  cobra.ExactArgs(1),
+		Use:   "retry [ID | filter flags]",
+		Short: "Re-queue a dead-lettered job, or every one a filter matches, with a fresh attempt budget",
+		Example: `  chronicle dlq retry 01JDQ3Z6V5N8G1Y1Y6Q9W4T2XH --note "SMTP credentials rotated"
+  chronicle dlq retry --type email.send --error "smtp 421" --dry-run
+  chronicle dlq retry --type email.send --error "smtp 421" --note "relay is back" --yes`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return a.dlqBulk(cmd.Context(), &filter, "retry", "retried", dryRun, yes, asJSON,
+					func(ctx context.Context, c *sdk.Client, f sdk.DeadLetterFilter, opts sdk.BulkOptions) (sdk.BulkResult, error) {
+						return c.RetryDeadLetters(ctx, f, actor, note, opts)
+					})
+			}
+			if filter.set() || dryRun {
+				return errBothIDAndFilter
+			}
 			id, err := parseID(args[0])
 			if err != nil {
 				return err
@@ -94,22 +114,36 @@ func (a *app) dlqRetryCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&note, "note", "", "why it is retried, recorded in the event")
 	cmd.Flags().StringVar(&actor, "actor", defaultActor(), "who retries it, recorded in the event")
+	addBulkFlags(cmd, &filter, &dryRun, &yes, &asJSON)
 	return cmd
 }
 
 func (a *app) dlqResolveCmd() *cobra.Command {
 	var notes, actor string
+	var filter dlqFilterFlags
+	var dryRun, yes, asJSON bool
 	cmd := &cobra.Command{
-		Use:   "resolve ID --notes NOTES",
-		Short: "Close a dead-lettered job without retrying it",
-		Args:  cobra.ExactArgs(1),
+		Use:   "resolve [ID | filter flags] --notes NOTES",
+		Short: "Close a dead-lettered job, or every one a filter matches, without retrying it",
+		Example: `  chronicle dlq resolve 01JDQ3Z6V5N8G1Y1Y6Q9W4T2XH --notes "customer deleted their account"
+  chronicle dlq resolve --queue webhooks --older-than 30d --notes "endpoint retired" --dry-run`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.TrimSpace(notes) == "" {
+				return errors.New("--notes is required: say why the dead letter is closed without a retry")
+			}
+			if len(args) == 0 {
+				return a.dlqBulk(cmd.Context(), &filter, "resolve", "resolved", dryRun, yes, asJSON,
+					func(ctx context.Context, c *sdk.Client, f sdk.DeadLetterFilter, opts sdk.BulkOptions) (sdk.BulkResult, error) {
+						return c.ResolveDeadLetters(ctx, f, actor, notes, opts)
+					})
+			}
+			if filter.set() || dryRun {
+				return errBothIDAndFilter
+			}
 			id, err := parseID(args[0])
 			if err != nil {
 				return err
-			}
-			if strings.TrimSpace(notes) == "" {
-				return errors.New("--notes is required: say why the dead letter is closed without a retry")
 			}
 			ctx := cmd.Context()
 			c, err := a.client(ctx, false)
@@ -127,5 +161,6 @@ func (a *app) dlqResolveCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&notes, "notes", "", "why the job is closed without a retry (required)")
 	cmd.Flags().StringVar(&actor, "actor", defaultActor(), "who resolves it, recorded in the event")
+	addBulkFlags(cmd, &filter, &dryRun, &yes, &asJSON)
 	return cmd
 }

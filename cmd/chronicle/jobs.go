@@ -113,9 +113,10 @@ func notFound(id eventlog.ID, err error) error {
 
 func (a *app) jobsShowCmd() *cobra.Command {
 	var asJSON bool
+	var at string
 	cmd := &cobra.Command{
-		Use:   "show ID",
-		Short: "Show a job's current state",
+		Use:   "show ID [--at TIME]",
+		Short: "Show a job's current state, or its state at a past moment",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseID(args[0])
@@ -128,17 +129,19 @@ func (a *app) jobsShowCmd() *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			j, err := c.Job(ctx, id)
+			j, asOf, err := jobAt(ctx, c, id, at) // time travel: timetravel.go
 			if err != nil {
 				return notFound(id, err)
 			}
 			if asJSON {
 				return writeJSON(a.stdout, toJSON(j))
 			}
+			a.printAsOf(asOf)
 			return a.printJob(j)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().StringVar(&at, "at", "", `show the job as it was at this moment: RFC 3339, "2025-06-01 12:00:00" (UTC), or "90m ago"`)
 	return cmd
 }
 

@@ -16,7 +16,7 @@ import (
 func (a *app) migrateCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "migrate",
-		Short: "Apply the embedded schema migrations (safe to repeat)",
+		Short: "Apply the embedded schema migrations and create the built-in cleanup schedules (safe to repeat)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withPool(cmd.Context(), func(pool *pgxpool.Pool) error {
@@ -32,7 +32,7 @@ func (a *app) migrateCmd() *cobra.Command {
 				if len(res) == 0 {
 					fmt.Fprintln(a.stdout, "already up to date")
 				}
-				return nil
+				return a.createDefaultSchedules(cmd.Context()) // built-in cleanup schedules: schedules.go
 			})
 		},
 	}

@@ -16,6 +16,8 @@ func (a *app) workerCmd() *cobra.Command {
 	var (
 		queues []string
 		cfg    sdk.WorkerConfig
+		obs    workerObservability
+		act    activityFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -25,7 +27,13 @@ receives SIGINT or SIGTERM, when it stops claiming and gives running jobs
 --shutdown-timeout to finish. A second signal kills it at once.
 
 Built-in handlers, so that it does real work out of the box:
-  email.send, webhook.deliver, data.export   log the payload and succeed
+  email.send        sends through --smtp-host (SMTP_HOST; password in
+                    SMTP_PASSWORD); without it, logs the payload and succeeds
+  webhook.deliver   posts signed webhooks once WEBHOOK_SECRET is set;
+                    without it, logs the payload and succeeds
+  data.export       logs the payload: exports need your application's data
+                    providers (activities.RegisterDataExport in your worker)
+  cleanup.*         dead letters, histories, idempotency keys, workers
   demo.sleep   {"ms": N}                     sleep N milliseconds
   demo.fail    {"message": "..", "permanent": bool}
                fail with message; a permanent failure is not retried`,
@@ -54,9 +62,20 @@ Built-in handlers, so that it does real work out of the box:
 			if err != nil {
 				return err
 			}
-			if err := registerDemoHandlers(w, a.log); err != nil {
+			if err := registerDemoHandlers(w); err != nil {
 				return err
 			}
+			if err := registerDemoWorkflows(w); err != nil {
+				return err
+			}
+			if err := act.register(cmd, a, w); err != nil {
+				return err
+			}
+			stopObs, err := obs.start(ctx, a, c)
+			if err != nil {
+				return err
+			}
+			defer stopObs()
 			a.log.Info("worker started", "worker_id", w.ID(), "queues", formatQueues(cfg.Queues))
 			go func() {
 				<-ctx.Done()
@@ -77,6 +96,9 @@ Built-in handlers, so that it does real work out of the box:
 	f.DurationVar(&cfg.LeaseDuration, "lease", 30*time.Second, "how long a claim lasts without a heartbeat")
 	f.DurationVar(&cfg.PollInterval, "poll", time.Second, "how often idle queues are checked when no wakeup arrives")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", sdk.DefaultShutdownTimeout, "how long running jobs may finish after a stop signal")
+	obs.addFlags(f, &cfg)
+	act.addFlags(cmd)
+	cmd.AddCommand(a.workerHealthcheckCmd())
 	return cmd
 }
 
