@@ -10,9 +10,11 @@ import (
 	"fmt"
 	htmltemplate "html/template"
 	"log/slog"
+	"maps"
 	"mime"
 	"net/textproto"
 	"path/filepath"
+	"slices"
 	"strings"
 	texttemplate "text/template"
 	"time"
@@ -387,11 +389,7 @@ func (m *Mailer) validate(e Email) error {
 }
 
 func (m *Mailer) templateNames() []string {
-	names := make([]string, 0, len(m.templates))
-	for name := range m.templates {
-		names = append(names, name)
-	}
-	return names
+	return slices.Sorted(maps.Keys(m.templates))
 }
 
 // message builds the MIME message. Its Message-ID derives from the

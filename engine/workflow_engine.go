@@ -86,24 +86,18 @@ type WorkflowResult struct {
 // timeouts.
 func (e *Engine) claimWorkflowTasks(ctx context.Context, tx eventlog.Tx, leased []eventlog.Leased, now time.Time, workerID string, c *eventlog.Changes) ([]Claimed, error) {
 	var refs []eventlog.EventRef
-	var hb []eventlog.TaskRef
 	for _, l := range leased {
 		if kind, seq, err := ParseTaskKey(l.Task.Key); err == nil && kind == TaskActivity {
 			refs = append(refs, eventlog.EventRef{ExecutionID: l.Task.ExecutionID, Seq: seq})
-			hb = append(hb, eventlog.TaskRef{ExecutionID: l.Task.ExecutionID, Key: l.Task.Key})
 		}
 	}
-	events, err := tx.EventsAt(ctx, refs)
+	activities, err := tx.ScheduledActivities(ctx, refs)
 	if err != nil {
 		return nil, err
 	}
-	scheduled := make(map[eventlog.EventRef]eventlog.Event, len(events))
-	for _, ev := range events {
-		scheduled[eventlog.EventRef{ExecutionID: ev.ExecutionID, Seq: ev.Seq}] = ev
-	}
-	details, err := tx.ActivityHeartbeats(ctx, hb)
-	if err != nil {
-		return nil, err
+	scheduled := make(map[eventlog.EventRef]eventlog.ScheduledActivity, len(activities))
+	for _, a := range activities {
+		scheduled[eventlog.EventRef{ExecutionID: a.Event.ExecutionID, Seq: a.Event.Seq}] = a
 	}
 	out := make([]Claimed, 0, len(leased))
 	for _, l := range leased {
@@ -118,9 +112,9 @@ func (e *Engine) claimWorkflowTasks(ctx context.Context, tx eventlog.Tx, leased 
 			ClaimedAt: now, Workflow: &WorkflowClaim{Kind: kind, WorkflowID: x.IdempotencyKey, WorkflowType: x.Type},
 		}
 		if err == nil && kind == TaskActivity {
-			ev, ok := scheduled[eventlog.EventRef{ExecutionID: t.ExecutionID, Seq: seq}]
-			a := &ActivityClaim{ScheduledSeq: seq, ScheduledAt: ev.RecordedAt, Attempt: t.Attempt, StartedAt: now,
-				HeartbeatDetails: details[eventlog.TaskRef{ExecutionID: t.ExecutionID, Key: t.Key}]}
+			sa, ok := scheduled[eventlog.EventRef{ExecutionID: t.ExecutionID, Seq: seq}]
+			ev := sa.Event
+			a := &ActivityClaim{ScheduledSeq: seq, ScheduledAt: ev.RecordedAt, Attempt: t.Attempt, StartedAt: now, HeartbeatDetails: sa.HeartbeatDetails}
 			if !ok || ev.Type != EventActivityScheduled {
 				err = fmt.Errorf("event %d is not an %s", seq, EventActivityScheduled)
 			} else if err = ev.Decode(&a.ActivityScheduled); err == nil {

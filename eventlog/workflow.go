@@ -12,6 +12,13 @@ type EventRef struct {
 	Seq         int64
 }
 
+// ScheduledActivity is an ActivityScheduled event with the heartbeat
+// details its attempts last recorded (nil when none).
+type ScheduledActivity struct {
+	Event            Event
+	HeartbeatDetails json.RawMessage
+}
+
 // LockedWorkflows is what LockWorkflows read under its locks.
 type LockedWorkflows struct {
 	Executions []Execution
@@ -38,10 +45,10 @@ type WorkflowTx interface {
 	// their tasks, their full histories and the database time, in one round
 	// trip.
 	LockWorkflows(ctx context.Context, ids []ID) (LockedWorkflows, error)
-	// Histories returns the full histories of ids.
-	Histories(ctx context.Context, ids []ID) (map[ID][]Event, error)
-	// EventsAt returns the named events; missing ones are absent.
-	EventsAt(ctx context.Context, refs []EventRef) ([]Event, error)
+	// ScheduledActivities returns the named events (each an activity's
+	// ActivityScheduled) with the last heartbeat details recorded for the
+	// activity, in one statement; missing events are absent.
+	ScheduledActivities(ctx context.Context, refs []EventRef) ([]ScheduledActivity, error)
 	// ActivityHeartbeats returns the last heartbeat details recorded for
 	// activity tasks; tasks without any are absent.
 	ActivityHeartbeats(ctx context.Context, refs []TaskRef) (map[TaskRef]json.RawMessage, error)

@@ -223,6 +223,7 @@ func (w *Worker) Start(ctx context.Context) error {
 // cancels them and records what they return.
 func (w *Worker) Stop(ctx context.Context) error {
 	err := w.ew.Stop(ctx)
+	w.wf.close()
 	if w.stopMnt != nil {
 		w.stopMnt()
 		<-w.mntDone

@@ -219,3 +219,18 @@ func (c *runCache) len() int {
 	defer c.mu.Unlock()
 	return c.order.Len()
 }
+
+// close discards the cached runs, unwinding their goroutines.
+func (wf *workflowWorker) close() {
+	if wf.cache == nil {
+		return
+	}
+	wf.cache.mu.Lock()
+	runs := wf.cache.vals
+	wf.cache.vals, wf.cache.runs = map[eventlog.ID]*wfrt.Run{}, map[eventlog.ID]*list.Element{}
+	wf.cache.order.Init()
+	wf.cache.mu.Unlock()
+	for _, r := range runs {
+		r.Close()
+	}
+}

@@ -55,6 +55,7 @@ prints progress to stderr and, last, one JSON line with its figures to stdout.`,
 	latency.Flags().Float64Var(&lc.Rate, "rate", 100, "jobs enqueued per second")
 	latency.Flags().DurationVar(&lc.PollInterval, "poll", 0, "worker poll interval (default: 30s, so that wakeups are what is measured)")
 	cmd.AddCommand(burndown, latency)
+	cmd.AddCommand(a.benchWorkflowCmds(env)...)
 	return cmd
 }
 

@@ -21,7 +21,7 @@ func (a *app) workerCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "worker",
-		Short: "Run a worker with the built-in demo handlers until SIGINT or SIGTERM",
+		Short: "Run a worker with the built-in job handlers until SIGINT or SIGTERM",
 		Long: `worker migrates the schema, then claims and runs jobs of its queues until it
 receives SIGINT or SIGTERM, when it stops claiming and gives running jobs
 --shutdown-timeout to finish. A second signal kills it at once.

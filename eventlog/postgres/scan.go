@@ -48,54 +48,70 @@ func historiesOf(ctx context.Context, q querier, ids [][16]byte) (map[eventlog.I
 func (s *Store) ScanHistories(ctx context.Context, fn func(*eventlog.Execution, []eventlog.Task, []eventlog.Event) error) error {
 	var after [16]byte
 	for {
-		ids, err := pageIDs(ctx, s.pool, after, true)
-		if err != nil {
-			return fmt.Errorf("scan histories: %w", err)
-		}
-		if len(ids) == 0 {
-			return nil
-		}
-		histories, err := historiesOf(ctx, s.pool, ids)
-		if err != nil {
-			return fmt.Errorf("scan histories: %w", err)
-		}
-		rows, err := s.pool.Query(ctx, `SELECT `+executionColumns+` FROM executions e WHERE e.id = ANY($1)`, ids)
-		if err != nil {
-			return fmt.Errorf("scan executions: %w", err)
-		}
-		execs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (eventlog.Execution, error) { return scanExecution(r) })
-		if err != nil {
-			return fmt.Errorf("scan executions: %w", err)
-		}
-		byID := make(map[eventlog.ID]*eventlog.Execution, len(execs))
-		for i := range execs {
-			byID[execs[i].ID] = &execs[i]
-		}
-		rows, err = s.pool.Query(ctx, `SELECT `+taskColumns+` FROM tasks t WHERE t.execution_id = ANY($1) ORDER BY t.execution_id, t.key`, ids)
-		if err != nil {
-			return fmt.Errorf("scan tasks: %w", err)
-		}
-		tasks, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (eventlog.Task, error) {
-			var t eventlog.Task
-			var id [16]byte
-			err := r.Scan(taskDest(&t, &id)...)
-			t.ExecutionID = id
-			return t, err
+		done := false
+		// Each page is read in one repeatable-read snapshot, so that a
+		// history and its projection rows agree even while workers write.
+		err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(q pgx.Tx) error {
+			var err error
+			done, after, err = s.scanPage(ctx, q, after, fn)
+			return err
 		})
-		if err != nil {
-			return fmt.Errorf("scan tasks: %w", err)
+		if err != nil || done {
+			return err
 		}
-		tasksOf := make(map[eventlog.ID][]eventlog.Task)
-		for _, t := range tasks {
-			tasksOf[t.ExecutionID] = append(tasksOf[t.ExecutionID], t)
-		}
-		for _, id := range ids {
-			if err := fn(byID[id], tasksOf[id], histories[id]); err != nil {
-				return err
-			}
-		}
-		after = ids[len(ids)-1]
 	}
+}
+
+// scanPage reads and hands over one page of ScanHistories. It reports
+// whether there was nothing left, and the last ID read.
+func (s *Store) scanPage(ctx context.Context, q querier, after [16]byte, fn func(*eventlog.Execution, []eventlog.Task, []eventlog.Event) error) (bool, [16]byte, error) {
+	ids, err := pageIDs(ctx, q, after, true)
+	if err != nil {
+		return false, after, fmt.Errorf("scan histories: %w", err)
+	}
+	if len(ids) == 0 {
+		return true, after, nil
+	}
+	histories, err := historiesOf(ctx, q, ids)
+	if err != nil {
+		return false, after, fmt.Errorf("scan histories: %w", err)
+	}
+	rows, err := q.Query(ctx, `SELECT `+executionColumns+` FROM executions e WHERE e.id = ANY($1)`, ids)
+	if err != nil {
+		return false, after, fmt.Errorf("scan executions: %w", err)
+	}
+	execs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (eventlog.Execution, error) { return scanExecution(r) })
+	if err != nil {
+		return false, after, fmt.Errorf("scan executions: %w", err)
+	}
+	byID := make(map[eventlog.ID]*eventlog.Execution, len(execs))
+	for i := range execs {
+		byID[execs[i].ID] = &execs[i]
+	}
+	rows, err = q.Query(ctx, `SELECT `+taskColumns+` FROM tasks t WHERE t.execution_id = ANY($1) ORDER BY t.execution_id, t.key`, ids)
+	if err != nil {
+		return false, after, fmt.Errorf("scan tasks: %w", err)
+	}
+	tasks, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (eventlog.Task, error) {
+		var t eventlog.Task
+		var id [16]byte
+		err := r.Scan(taskDest(&t, &id)...)
+		t.ExecutionID = id
+		return t, err
+	})
+	if err != nil {
+		return false, after, fmt.Errorf("scan tasks: %w", err)
+	}
+	tasksOf := make(map[eventlog.ID][]eventlog.Task)
+	for _, t := range tasks {
+		tasksOf[t.ExecutionID] = append(tasksOf[t.ExecutionID], t)
+	}
+	for _, id := range ids {
+		if err := fn(byID[id], tasksOf[id], histories[id]); err != nil {
+			return false, after, err
+		}
+	}
+	return false, ids[len(ids)-1], nil
 }
 
 // RebuildProjections recreates executions and tasks from the events.

@@ -55,17 +55,10 @@ func (tx *Tx) LockWorkflows(ctx context.Context, ids []eventlog.ID) (eventlog.Lo
 	return out, br.Close()
 }
 
-// Histories returns the full histories of ids.
-func (tx *Tx) Histories(ctx context.Context, ids []eventlog.ID) (map[eventlog.ID][]eventlog.Event, error) {
-	out, err := historiesOf(ctx, tx.q, uuids(ids))
-	if err != nil {
-		return nil, fmt.Errorf("read histories of %d executions: %w", len(ids), err)
-	}
-	return out, nil
-}
-
-// EventsAt returns the named events.
-func (tx *Tx) EventsAt(ctx context.Context, refs []eventlog.EventRef) ([]eventlog.Event, error) {
+// ScheduledActivities returns ActivityScheduled events with their
+// activities' heartbeat details. An activity's task key is "activity:"
+// and the seq of its ActivityScheduled event.
+func (tx *Tx) ScheduledActivities(ctx context.Context, refs []eventlog.EventRef) ([]eventlog.ScheduledActivity, error) {
 	if len(refs) == 0 {
 		return nil, nil
 	}
@@ -74,18 +67,26 @@ func (tx *Tx) EventsAt(ctx context.Context, refs []eventlog.EventRef) ([]eventlo
 	for i, r := range refs {
 		ids[i], seqs[i] = r.ExecutionID, r.Seq
 	}
-	rows, err := tx.q.Query(ctx, `SELECT e.execution_id, e.seq, e.type, e.data, e.recorded_at, e.prev_hash, e.hash
+	rows, err := tx.q.Query(ctx, `SELECT e.execution_id, e.seq, e.type, e.data, e.recorded_at, e.prev_hash, e.hash, h.details
 		FROM unnest($1::uuid[], $2::bigint[]) AS r(execution_id, seq)
 		JOIN events e ON e.execution_id = r.execution_id AND e.seq = r.seq
+		LEFT JOIN activity_heartbeats h ON h.execution_id = r.execution_id AND h.key = 'activity:' || r.seq
 		WHERE e.execution_id = ANY($1)`, ids, seqs)
 	if err != nil {
-		return nil, fmt.Errorf("read %d events: %w", len(refs), err)
+		return nil, fmt.Errorf("read %d scheduled activities: %w", len(refs), err)
 	}
-	out, err := scanEvents(rows)
-	if err != nil {
-		return nil, fmt.Errorf("read %d events: %w", len(refs), err)
+	defer rows.Close()
+	var out []eventlog.ScheduledActivity
+	for rows.Next() {
+		var a eventlog.ScheduledActivity
+		var id [16]byte
+		if err := rows.Scan(&id, &a.Event.Seq, &a.Event.Type, &a.Event.Data, &a.Event.RecordedAt, &a.Event.PrevHash, &a.Event.Hash, &a.HeartbeatDetails); err != nil {
+			return nil, fmt.Errorf("read scheduled activities: %w", err)
+		}
+		a.Event.ExecutionID = id
+		out = append(out, a)
 	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // ActivityHeartbeats returns recorded heartbeat details.

@@ -77,3 +77,52 @@ func BenchmarkLatency(b *testing.B) {
 		report(b, res)
 	}
 }
+
+// TestWorkflowsSmall runs the workflows scenario on a few workflows so
+// that it cannot rot.
+func TestWorkflowsSmall(t *testing.T) {
+	t.Parallel()
+	res, err := Workflows(context.Background(), env(), WorkflowsConfig{Workflows: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.EventsPerWorkflow != 15 {
+		t.Fatalf("events per workflow = %v, want 15", res.EventsPerWorkflow)
+	}
+}
+
+func TestReplaySmall(t *testing.T) {
+	t.Parallel()
+	res, err := Replay(context.Background(), env(), ReplayConfig{Events: 1000, Runs: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Events != 1000 || res.MedianMS <= 0 {
+		t.Fatalf("result = %+v", res)
+	}
+}
+
+// BenchmarkWorkflows: go test ./internal/bench -run '^$' -bench Workflows -benchtime 1x
+func BenchmarkWorkflows(b *testing.B) {
+	for range b.N {
+		res, err := Workflows(context.Background(), env(), WorkflowsConfig{Workflows: 3000})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(res.WorkflowsPerS, "workflows/s")
+		b.ReportMetric(res.EventsPerWorkflow, "events/workflow")
+		report(b, res)
+	}
+}
+
+// BenchmarkReplay: go test ./internal/bench -run '^$' -bench Replay -benchtime 1x
+func BenchmarkReplay(b *testing.B) {
+	for range b.N {
+		res, err := Replay(context.Background(), env(), ReplayConfig{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(res.MedianMS, "median-ms")
+		report(b, res)
+	}
+}

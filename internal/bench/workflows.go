@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -145,4 +146,74 @@ func Workflows(ctx context.Context, env Env, cfg WorkflowsConfig) (*WorkflowsRes
 	res.EventsPerWorkflow = float64(events) / float64(cfg.Workflows)
 	res.WALPerWorkflow = float64(wal1-wal0) / float64(cfg.Workflows)
 	return res, nil
+}
+
+// LoopActivities is the workflow of the replay scenario: a side effect,
+// then n activities one after the other (4n+4 events).
+func LoopActivities(ctx workflow.Context, n int) (int, error) {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute})
+	var sum int
+	if err := workflow.SideEffect(ctx, func(workflow.Context) any { return 0 }).Get(&sum); err != nil {
+		return 0, err
+	}
+	for i := 0; i < n; i++ {
+		var v int
+		if err := workflow.ExecuteActivity(ctx, NoopActivity, i).Get(ctx, &v); err != nil {
+			return 0, err
+		}
+		sum += v
+	}
+	return sum, nil
+}
+
+// ReplayConfig sets up a replay run.
+type ReplayConfig struct {
+	// Events is the history's length, rounded down to 4n+4. Defaults to
+	// 10,000.
+	Events int
+	// Runs is how many replays are timed. Defaults to 20.
+	Runs int
+}
+
+// ReplayResult reports replays of one long history.
+type ReplayResult struct {
+	Scenario string  `json:"scenario"`
+	Events   int     `json:"events"`
+	Runs     int     `json:"runs"`
+	MedianMS float64 `json:"median_ms"`
+	MinMS    float64 `json:"min_ms"`
+	MaxMS    float64 `json:"max_ms"`
+}
+
+// Replay records a long history with the test environment (no database)
+// and times full replays of it, as a cache miss or a query does them.
+func Replay(ctx context.Context, env Env, cfg ReplayConfig) (*ReplayResult, error) {
+	if cfg.Events <= 0 {
+		cfg.Events = 10000
+	}
+	if cfg.Runs <= 0 {
+		cfg.Runs = 20
+	}
+	fmt.Fprintf(env.Progress, "replay: recording a history of %d events\n", cfg.Events)
+	history, err := recordLoop((cfg.Events - 4) / 4)
+	if err != nil {
+		return nil, err
+	}
+	r := workflow.NewReplayer()
+	if err := r.RegisterWorkflow(LoopActivities); err != nil {
+		return nil, err
+	}
+	times := make([]float64, cfg.Runs)
+	for i := range times {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		began := time.Now()
+		if err := r.ReplayWorkflowHistory(history); err != nil {
+			return nil, err
+		}
+		times[i] = float64(time.Since(began).Microseconds()) / 1000
+	}
+	slices.Sort(times)
+	return &ReplayResult{Scenario: "replay", Events: len(history), Runs: cfg.Runs, MedianMS: times[len(times)/2], MinMS: times[0], MaxMS: times[len(times)-1]}, nil
 }
