@@ -431,6 +431,9 @@ func (e *Engine) ExpireLeases(ctx context.Context, limit int) (int, error) {
 // and returns its new state.
 func (e *Engine) Execute(ctx context.Context, id eventlog.ID, cmd Command) (Job, error) {
 	var j Job
+	if x, err := e.store.GetExecution(ctx, id); err == nil && x.Kind == KindWorkflow {
+		return j, fmt.Errorf("execution %s is a workflow run, not a job; cancel or terminate it with the workflow operations (Client.CancelWorkflow, Client.TerminateWorkflow): %w", id, ErrWorkflowRun)
+	}
 	err := e.store.InTx(ctx, func(tx eventlog.Tx) error {
 		if err := tx.LockTasks(ctx, []eventlog.ID{id}); err != nil {
 			return err

@@ -182,6 +182,9 @@ type FireTimer struct{ StartedSeq int64 }
 type SignalWorkflow struct {
 	Name  string
 	Input json.RawMessage
+	// Actor, when set, is recorded in SignalReceived: an operator who
+	// signaled through the HTTP API or the admin UI.
+	Actor string
 }
 
 // RequestCancelWorkflow asks the workflow to cancel.
@@ -267,7 +270,7 @@ func DecideWorkflow(w Workflow, cmd any, env Env) ([]Decision, error) {
 		if strings.TrimSpace(c.Name) == "" {
 			return nil, &InputError{Field: "signal name", Reason: "is empty"}
 		}
-		return []Decision{{EventSignalReceived, SignalReceived{Name: c.Name, Input: orNull(c.Input)}}}, nil
+		return []Decision{{EventSignalReceived, SignalReceived{Name: c.Name, Input: orNull(c.Input), Actor: c.Actor}}}, nil
 	case RequestCancelWorkflow:
 		if w.CancelRequested {
 			return nil, nil

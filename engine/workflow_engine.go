@@ -27,6 +27,8 @@ var (
 	ErrWorkflowExists = errors.New("workflow already started")
 	// ErrNotWorkflow: the execution is a job, not a workflow run.
 	ErrNotWorkflow = errors.New("not a workflow")
+	// ErrWorkflowRun: a job command was given a workflow run.
+	ErrWorkflowRun = fmt.Errorf("a workflow run takes no job commands: %w", ErrInvalidState)
 )
 
 // WorkflowExistsError names the running run that holds a workflow ID.
@@ -103,7 +105,7 @@ func (e *Engine) claimWorkflowTasks(ctx context.Context, tx eventlog.Tx, leased 
 	for _, l := range leased {
 		t, x := l.Task, l.Execution
 		kind, seq, err := ParseTaskKey(t.Key)
-		if err == nil && Status(x.Status) != "" && WorkflowStatus(x.Status).Final() {
+		if err == nil && WorkflowStatus(x.Status).Final() {
 			err = fmt.Errorf("the workflow is %s", x.Status)
 		}
 		cl := Claimed{

@@ -200,6 +200,9 @@ type TimerCanceled struct {
 type SignalReceived struct {
 	Name  string          `json:"name"`
 	Input json.RawMessage `json:"input"`
+	// Actor is who sent it, when an operator did (the HTTP API records
+	// the authenticated user); empty for signals sent in code.
+	Actor string `json:"actor,omitempty"`
 }
 
 // MarkerRecorded records a value the workflow code produced once and must

@@ -11,10 +11,11 @@ import (
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// wf records decisions onto a fresh workflow, failing the test on error.
+// wfRecorder records decisions onto a fresh workflow, failing the test on error.
 type wfRecorder struct {
-	t *testing.T
-	w Workflow
+	t       *testing.T
+	w       Workflow
+	history []eventlog.Event
 }
 
 func newWorkflow(t *testing.T) *wfRecorder {
@@ -25,11 +26,11 @@ func newWorkflow(t *testing.T) *wfRecorder {
 
 func (r *wfRecorder) record(at time.Time, d ...Decision) {
 	r.t.Helper()
-	w, _, err := RecordWorkflow(r.w, d, at)
+	w, events, err := RecordWorkflow(r.w, d, at)
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	r.w = w
+	r.w, r.history = w, append(r.history, events...)
 }
 
 func (r *wfRecorder) decide(at time.Time, cmd any) error {
@@ -110,15 +111,6 @@ func TestActivityRetryDecisions(t *testing.T) {
 		r.must(t0, CompleteWorkflowTask{Attempt: 1, SeenSeq: 1, Commands: []WorkflowCommand{ScheduleActivity{ActivityID: 1, ActivityType: "A", Options: o}}})
 		return r
 	}
-	lastRetry := func(r *wfRecorder) *time.Time {
-		var d struct {
-			RetryAt *time.Time `json:"retry_at"`
-		}
-		h, _, _ := RecordWorkflow(r.w, nil, t0)
-		_ = h
-		return d.RetryAt
-	}
-	_ = lastRetry
 	t.Run("default policy retries with backoff", func(t *testing.T) {
 		r := schedule(ActivityOptions{StartToCloseTimeout: time.Minute})
 		r.must(t0, FailActivity{ScheduledSeq: 3, Attempt: 1, Error: "boom"})
@@ -201,10 +193,14 @@ func TestMatchCommand(t *testing.T) {
 	if err := MatchCommand(scheduled, ScheduleActivity{ActivityID: 1, ActivityType: "Charge"}); err != nil {
 		t.Fatal(err)
 	}
-	for cmd, want := range map[WorkflowCommand]string{
-		ScheduleActivity{ActivityID: 1, ActivityType: "Refund"}: "non-deterministic workflow at event 3: history has ActivityScheduled(Charge, id 1), code issued ActivityScheduled(Refund, id 1)",
-		StartTimer{TimerID: 1}:                                  "non-deterministic workflow at event 3: history has ActivityScheduled(Charge, id 1), code issued TimerStarted(id 1)",
+	for _, c := range []struct {
+		cmd  WorkflowCommand
+		want string
+	}{
+		{ScheduleActivity{ActivityID: 1, ActivityType: "Refund"}, "non-deterministic workflow at event 3: history has ActivityScheduled(Charge, id 1), code issued ActivityScheduled(Refund, id 1)"},
+		{StartTimer{TimerID: 1}, "non-deterministic workflow at event 3: history has ActivityScheduled(Charge, id 1), code issued TimerStarted(id 1)"},
 	} {
+		cmd, want := c.cmd, c.want
 		err := MatchCommand(scheduled, cmd)
 		var nde *NonDeterminismError
 		if !errors.As(err, &nde) || !errors.Is(err, ErrNonDeterminism) || err.Error() != want {
@@ -227,9 +223,17 @@ func TestWorkflowFoldEqualsRecordedState(t *testing.T) {
 	if len(r.w.Activities) != 0 {
 		t.Fatalf("activities %v", r.w.Activities)
 	}
-	w, events, err := RecordWorkflow(Workflow{ID: r.w.ID}, nil, t0)
-	_, _ = w, events
+	r.must(t0, SignalWorkflow{Name: "s"})
+	r.must(t0, RequestCancelWorkflow{Actor: "ops"})
+	r.must(t0, RequestCancelWorkflow{Actor: "ops"}) // a second request adds nothing
+	folded, err := FoldWorkflow(r.history)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if folded.Seq != r.w.Seq || !folded.CancelRequested || folded.LastInput != r.w.LastInput || len(r.history) != 8 {
+		t.Fatalf("fold gives seq %d, recording gave %d (%d events)", folded.Seq, r.w.Seq, len(r.history))
+	}
+	if err := eventlog.CheckChain(r.history); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -178,6 +178,7 @@ type Store interface {
 	TimeTravel
 	Observability
 	WorkflowStore
+	AdminReads
 	// InTx runs fn in a transaction, committing when fn returns nil.
 	InTx(ctx context.Context, fn func(Tx) error) error
 	// GetExecution returns one execution's projection row, or ErrNotFound.

@@ -14,4 +14,10 @@
 // time and dead-letter state are all derived from it. Retries follow the
 // job type's RetryPolicy; a job that runs out of attempts, or fails with a
 // Permanent error, is dead-lettered until an operator retries or resolves it.
+//
+// Workflows — deterministic Go functions replayed from their history — are
+// written with package sdk/workflow, their activities with sdk/activity,
+// registered on a Worker (RegisterWorkflow, RegisterActivity) and started
+// with Client.StartWorkflow; sdk/workflowtest runs them in tests. See
+// docs/workflows.md.
 package sdk

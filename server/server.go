@@ -1,7 +1,9 @@
 // Package server serves Chronicle over HTTP: Prometheus metrics at
 // /metrics and health checks at /api/healthz, for load balancers,
-// container orchestrators and the runbook's monitoring. Routes are
-// registered on a net/http ServeMux; more are added with Handle.
+// container orchestrators and the runbook's monitoring; the JSON API at
+// /api/v1 and the admin UI at /admin/jobs, for services and operators
+// (docs/server.md). Routes are registered on a net/http ServeMux; more
+// are added with Handle.
 package server
 
 import (
@@ -49,6 +51,17 @@ type Config struct {
 	MetricsRefreshInterval time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Auth says who may use the HTTP API (/api/v1/...) and the admin UI
+	// (/admin/...); see AuthConfig. The zero value lets everyone in as
+	// "anonymous": listen on loopback only (CheckListen).
+	Auth AuthConfig
+	// MetricsAuth puts /metrics behind Auth too. Defaults to false:
+	// /metrics shows only counts by queue and type, and scrapers usually
+	// reach it on a private network.
+	MetricsAuth bool
+	// MaxBodyBytes caps a request body of the API and the admin UI.
+	// Defaults to DefaultMaxBodyBytes (2 MiB).
+	MaxBodyBytes int64
 }
 
 // Server is Chronicle's HTTP handler and the loop that keeps its gauges
@@ -56,6 +69,7 @@ type Config struct {
 type Server struct {
 	cfg Config
 	mux *http.ServeMux
+	web web // the API and the admin UI; see api.go and admin.go
 }
 
 // New returns a server with its routes:
@@ -63,6 +77,8 @@ type Server struct {
 //	GET /metrics      Prometheus metrics of cfg.Client
 //	GET /api/healthz  200 when the database answers, 503 when not;
 //	                  ?detailed=true adds every check as JSON (see Health)
+//	/api/v1/...       the JSON API (docs/openapi.yaml), behind cfg.Auth
+//	/admin/jobs       the admin UI, behind cfg.Auth
 //
 // It panics when cfg.Client is nil: that is a programming error.
 func New(cfg Config) *Server {
@@ -79,9 +95,14 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(cfg.Client.MetricsRegistry(), promhttp.HandlerOpts{
-		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError), Timeout: 10 * time.Second}))
+	var metrics http.Handler = promhttp.HandlerFor(cfg.Client.MetricsRegistry(), promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError), Timeout: 10 * time.Second})
+	if cfg.MetricsAuth {
+		metrics = s.requireAuth(true, metrics)
+	}
+	s.mux.Handle("GET /metrics", metrics)
 	s.mux.HandleFunc("GET /api/healthz", s.healthz)
+	s.routes()
 	return s
 }
 
@@ -135,14 +156,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // Listen opens addr (DefaultListen when empty) for Serve, with an error
-// that names the address and the flag that sets it.
+// that names the address.
 func Listen(addr string) (net.Listener, error) {
 	if addr == "" {
 		addr = DefaultListen
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s (set another address with --listen or --metrics-listen): %w", addr, err)
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	return ln, nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -163,4 +164,37 @@ func TestKilledWorkerGoesStale(t *testing.T) {
 	if countOf("hb-clean") != 0 || countOf("hb-victim") != 1 {
 		t.Fatalf("after a clean stop: %d rows of hb-clean (want 0), %d of the killed hb-victim (want 1)", countOf("hb-clean"), countOf("hb-victim"))
 	}
+}
+
+// TestWorkerMetricsListen: `chronicle worker --metrics-listen` serves
+// /metrics and /api/healthz, and nothing else of the server: the API and
+// the admin UI stay with `chronicle server`, behind its authentication.
+func TestWorkerMetricsListen(t *testing.T) {
+	t.Parallel()
+	c := setup(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	w := c.startWorker("--metrics-listen", addr, "--heartbeat-file", "", "--heartbeat-interval", "100ms")
+	srv := &serverProc{addr: addr}
+	c.enqueue("email.send", "--payload", `{"user_id":"42"}`)
+	eventually(t, "the worker's /metrics to count the job", 15*time.Second, func() bool {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(body), `job_processed_total{status="success",type="email.send"} 1`)
+	})
+	if check := srv.workersCheck(t); check["alive"] != 1.0 {
+		t.Errorf("the worker's own health check: %v, want itself alive", check)
+	}
+	if code, _ := srv.get(t, "/admin/jobs"); code != http.StatusNotFound {
+		t.Errorf("GET /admin/jobs on a worker: %d, want 404", code)
+	}
+	w.stop(t)
 }

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -49,21 +52,30 @@ func (o *workerObservability) start(ctx context.Context, a *app, c *sdk.Client) 
 	ln, err := server.Listen(o.metricsListen)
 	if err != nil {
 		stopTracing()
-		return nil, err
+		return nil, fmt.Errorf("%w; choose another address with --metrics-listen", err)
 	}
 	a.log.Info("serving metrics and health checks", "addr", ln.Addr().String())
-	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	srv := server.New(server.Config{Client: c, Logger: a.log})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(sctx, ln); err != nil {
+	// A worker serves only these two routes of the server: the API and the
+	// admin UI belong to chronicle server, behind its authentication.
+	routes := server.New(server.Config{Client: c, Logger: a.log}).Handler()
+	only := http.NewServeMux()
+	only.Handle("GET /metrics", routes)
+	only.Handle("GET /api/healthz", routes)
+	hs := &http.Server{Handler: only, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
+	rctx, stopRefresh := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { c.RunMetricsRefresh(rctx, 0) })
+	wg.Go(func() {
+		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("metrics server failed", "err", err)
 		}
-	}()
+	})
 	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = hs.Shutdown(sctx)
 		cancel()
-		<-done
+		stopRefresh()
+		wg.Wait()
 		stopTracing()
 	}, nil
 }

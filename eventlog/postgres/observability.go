@@ -112,9 +112,11 @@ func (s *Store) QueueDepths(ctx context.Context) ([]eventlog.QueueDepth, time.Ti
 	return out, now, nil
 }
 
+// firstEventFieldsSQL reads the named fields of event 1 in the order
+// given, NULL where absent: an index probe per execution, and no other
+// part of the event's data leaves the server.
 const firstEventFieldsSQL = `
-SELECT e.execution_id,
-	coalesce((SELECT jsonb_object_agg(f, e.data -> f) FROM unnest($2::text[]) AS f WHERE e.data ? f), '{}'::jsonb)
+SELECT e.execution_id, ARRAY(SELECT e.data -> f FROM unnest($2::text[]) WITH ORDINALITY AS u(f, i) ORDER BY i)
 FROM events e WHERE e.execution_id = ANY($1) AND e.seq = 1`
 
 // FirstEventFields reads named fields of each execution's first event.
@@ -128,13 +130,18 @@ func (tx *Tx) FirstEventFields(ctx context.Context, ids []eventlog.ID, fields []
 		return nil, fmt.Errorf("read first events of %d executions: %w", len(ids), err)
 	}
 	var id [16]byte
-	var data []byte
-	_, err = pgx.ForEachRow(rows, []any{&id, &data}, func() error {
-		fields := map[string]json.RawMessage{}
-		if err := json.Unmarshal(data, &fields); err != nil {
-			return fmt.Errorf("event 1 of %s: %w", eventlog.ID(id), err)
+	var values [][]byte
+	_, err = pgx.ForEachRow(rows, []any{&id, &values}, func() error {
+		if len(values) != len(fields) {
+			return fmt.Errorf("event 1 of %s: %d fields read, want %d", eventlog.ID(id), len(values), len(fields))
 		}
-		out[id] = fields
+		m := make(map[string]json.RawMessage, len(fields))
+		for i, v := range values {
+			if v != nil {
+				m[fields[i]] = json.RawMessage(v)
+			}
+		}
+		out[id] = m
 		return nil
 	})
 	if err != nil {

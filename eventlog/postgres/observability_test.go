@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/chronicle-engine/chronicle/engine"
 	"github.com/chronicle-engine/chronicle/eventlog"
+	"github.com/chronicle-engine/chronicle/eventlog/postgres"
+	"github.com/chronicle-engine/chronicle/internal/testdb"
 )
 
 // TestWorkerHeartbeats: a beat inserts the row, later beats refresh
@@ -120,5 +123,40 @@ func TestFirstEventFields(t *testing.T) {
 	}
 	if len(out[plain]) != 0 {
 		t.Errorf("plain job's fields %v, want none", out[plain])
+	}
+}
+
+// BenchmarkFirstEventFields measures the read every claim adds to find the
+// origins (trace context, correlation ID) of a batch of 100 claimed jobs.
+func BenchmarkFirstEventFields(b *testing.B) {
+	pool, _ := testdb.Schema(b)
+	store := postgres.New(pool)
+	eng := engine.New(store, nil, nil)
+	jobs := make([]engine.NewJob, 100)
+	for i := range jobs {
+		jobs[i] = engine.NewJob{Type: "bench.job", Queue: "default", Priority: engine.PriorityNormal, Payload: json.RawMessage(`{"n":1}`),
+			TraceContext: map[string]string{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}, CorrelationID: "req-1"}
+	}
+	out, err := eng.Enqueue(context.Background(), nil, jobs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ids := make([]eventlog.ID, len(out))
+	for i, e := range out {
+		ids[i] = e.ID
+	}
+	ctx := context.Background()
+	fields := []string{"trace_context", "correlation_id"}
+	for b.Loop() {
+		err := store.InTx(ctx, func(tx eventlog.Tx) error {
+			got, err := tx.FirstEventFields(ctx, ids, fields)
+			if err == nil && len(got) != len(ids) {
+				err = fmt.Errorf("read %d, want %d", len(got), len(ids))
+			}
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package workflow_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,20 +13,25 @@ import (
 	"github.com/chronicle-engine/chronicle/sdk/workflow"
 )
 
-var (
-	longStarted  atomic.Int32
-	longCanceled atomic.Int32
-	cleanedUp    atomic.Int32
-)
+// cancelCounts counts what the activities of one workflow ID saw.
+type cancelCounts struct{ started, canceled, cleanedUp atomic.Int32 }
+
+var cancelCounters sync.Map // workflow ID → *cancelCounts
+
+func countsOf(workflowID string) *cancelCounts {
+	c, _ := cancelCounters.LoadOrStore(workflowID, &cancelCounts{})
+	return c.(*cancelCounts)
+}
 
 // Long heartbeats until its context is canceled.
 func Long(ctx context.Context) error {
-	longStarted.Add(1)
+	c := countsOf(activity.GetInfo(ctx).WorkflowID)
+	c.started.Add(1)
 	for {
 		activity.RecordHeartbeat(ctx, "working")
 		select {
 		case <-ctx.Done():
-			longCanceled.Add(1)
+			c.canceled.Add(1)
 			return ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
@@ -34,7 +40,7 @@ func Long(ctx context.Context) error {
 
 // Cleanup is the compensation run after a cancellation.
 func Cleanup(ctx context.Context) error {
-	cleanedUp.Add(1)
+	countsOf(activity.GetInfo(ctx).WorkflowID).cleanedUp.Add(1)
 	return nil
 }
 
@@ -69,12 +75,14 @@ func TestCancellationReachesRunningActivity(t *testing.T) {
 		return w.RegisterActivity(Cleanup)
 	})
 	ctx := context.Background()
-	run, err := h.client.StartWorkflow(ctx, sdk.StartWorkflowOptions{ID: "cancel-me"}, Cancelable)
+	id := "cancel-me-" + h.schema
+	counts := countsOf(id)
+	run, err := h.client.StartWorkflow(ctx, sdk.StartWorkflowOptions{ID: id}, Cancelable)
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the activity to start", 10*time.Second, func() bool { return longStarted.Load() == 1 })
-	if err := h.client.CancelWorkflow(ctx, "cancel-me", ""); err != nil {
+	waitFor(t, "the activity to start", 10*time.Second, func() bool { return counts.started.Load() == 1 })
+	if err := h.client.CancelWorkflow(ctx, id, ""); err != nil {
 		t.Fatal(err)
 	}
 	gctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -84,9 +92,9 @@ func TestCancellationReachesRunningActivity(t *testing.T) {
 	if !errors.As(err, &we) || !workflow.IsCanceledError(err) {
 		t.Fatalf("result: %v, want a canceled workflow", err)
 	}
-	waitFor(t, "the activity to see its context canceled", 5*time.Second, func() bool { return longCanceled.Load() == 1 })
-	if cleanedUp.Load() != 1 {
-		t.Fatalf("cleanup ran %d times", cleanedUp.Load())
+	waitFor(t, "the activity to see its context canceled", 5*time.Second, func() bool { return counts.canceled.Load() == 1 })
+	if n := counts.cleanedUp.Load(); n != 1 {
+		t.Fatalf("cleanup ran %d times", n)
 	}
 	events := h.history(run.GetRunID())
 	for _, typ := range []string{"WorkflowCancelRequested", "ActivityCancelRequested", "ActivityCanceled", "WorkflowCanceled"} {
@@ -116,6 +124,34 @@ func TestTerminate(t *testing.T) {
 	}
 	if err := h.client.TerminateWorkflow(ctx, "term", "", "again"); !errors.Is(err, sdk.ErrWorkflowNotRunning) {
 		t.Fatalf("second terminate: %v", err)
+	}
+	h.verifyOK()
+}
+
+// TestExecutionTimeout ends a run that outlives its execution timeout, and
+// job commands refuse workflow runs.
+func TestExecutionTimeout(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.worker("w1", registerCollect)
+	ctx := context.Background()
+	run, err := h.client.StartWorkflow(ctx, sdk.StartWorkflowOptions{ID: "slow", WorkflowExecutionTimeout: 300 * time.Millisecond}, Collect, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := eventlogID(run.GetRunID())
+	if _, err := h.client.Cancel(ctx, id, "ops", "wrong tool"); !errors.Is(err, sdk.ErrInvalidState) {
+		t.Fatalf("job cancel of a workflow run: %v", err)
+	}
+	gctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	var te *workflow.TimeoutError
+	if err := run.Get(gctx, nil); !errors.As(err, &te) {
+		t.Fatalf("result: %v", err)
+	}
+	events := h.history(run.GetRunID())
+	if last := events[len(events)-1]; last.Type != "WorkflowTimedOut" || last.RecordedAt.Sub(events[0].RecordedAt) < 300*time.Millisecond {
+		t.Fatalf("history ends with %s after %s", last.Type, last.RecordedAt.Sub(events[0].RecordedAt))
 	}
 	h.verifyOK()
 }

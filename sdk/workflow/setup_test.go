@@ -150,3 +150,5 @@ func (h *harness) count(sql string, args ...any) int {
 	}
 	return n
 }
+
+func eventlogID(s string) (eventlog.ID, error) { return eventlog.ParseID(s) }
