@@ -31,6 +31,8 @@ type Engine struct {
 	log    *slog.Logger
 	random func() float64
 	inst   instruments // see Instrument
+	// historyLimits bound workflow histories; see SetHistoryLimits.
+	historyLimits HistoryLimits
 }
 
 // New returns an engine over store. waker may be nil.

@@ -124,6 +124,18 @@ type Workflow struct {
 	// Activities and Timers that are pending, by the seq that created them.
 	Activities map[int64]*ActivityState
 	Timers     map[int64]*TimerState
+	// Children are the child workflows initiated and not yet ended, by the
+	// seq of their ChildWorkflowInitiated. They are kept when the run ends,
+	// for its parent-close policy.
+	Children map[int64]*ChildState
+	// Parent is set for a child workflow's runs.
+	Parent *ParentRef
+	// RetryPolicy and Attempt are a child workflow's retry policy and which
+	// run of it this is (from 1).
+	RetryPolicy *RetryPolicy
+	Attempt     int
+	// HistoryBytes is the size of the history's event data.
+	HistoryBytes int64
 	// LastSeen is the SeenSeq of the last WorkflowTaskCompleted; LastInput
 	// the seq of the last event the code must react to. A workflow task is
 	// due while LastInput > LastSeen.
@@ -152,7 +164,8 @@ func (w *Workflow) NeedsTask() bool {
 // event makes a workflow task due.
 func IsWorkflowInput(e eventlog.Event) bool {
 	switch e.Type {
-	case EventWorkflowStarted, EventActivityCompleted, EventTimerFired, EventSignalReceived, EventWorkflowCancelRequested:
+	case EventWorkflowStarted, EventActivityCompleted, EventTimerFired, EventSignalReceived, EventWorkflowCancelRequested,
+		EventChildWorkflowStarted, EventChildWorkflowStartFailed, EventChildWorkflowCompleted, EventChildWorkflowFailed:
 		return true
 	case EventActivityFailed, EventActivityTimedOut:
 		// Only the last attempt's failure reaches the code.
@@ -169,7 +182,8 @@ func IsWorkflowInput(e eventlog.Event) bool {
 func IsCommandEvent(t string) bool {
 	switch t {
 	case EventActivityScheduled, EventActivityCancelRequested, EventTimerStarted, EventTimerCanceled,
-		EventMarkerRecorded, EventWorkflowCompleted, EventWorkflowFailed, EventWorkflowCanceled:
+		EventMarkerRecorded, EventWorkflowCompleted, EventWorkflowFailed, EventWorkflowCanceled,
+		EventChildWorkflowInitiated, EventChildWorkflowCancelRequested, EventWorkflowContinuedAsNew:
 		return true
 	}
 	return false
@@ -204,7 +218,8 @@ func EvolveWorkflow(w Workflow, e eventlog.Event) (Workflow, error) {
 		}
 		w = Workflow{ID: e.ExecutionID, WorkflowID: d.WorkflowID, Type: d.Type, Queue: d.Queue, Priority: d.Priority,
 			Input: d.Input, ExecutionTimeout: time.Duration(d.ExecutionTimeout), Status: StatusWorkflowRunning,
-			Activities: map[int64]*ActivityState{}, Timers: map[int64]*TimerState{}, CreatedAt: at}
+			Activities: map[int64]*ActivityState{}, Timers: map[int64]*TimerState{}, CreatedAt: at,
+			Children: map[int64]*ChildState{}, Parent: d.Parent, RetryPolicy: d.RetryPolicy, Attempt: max(d.Attempt, 1)}
 	case EventWorkflowTaskCompleted:
 		var d WorkflowTaskCompleted
 		if err := e.Decode(&d); err != nil {
@@ -320,11 +335,24 @@ func EvolveWorkflow(w Workflow, e eventlog.Event) (Workflow, error) {
 		w.Failure = fmt.Sprintf("execution timeout of %s exceeded", w.ExecutionTimeout)
 		finish(StatusWorkflowTimedOut)
 	default:
-		return w, fmt.Errorf("event %d of %s has unknown type %q", e.Seq, e.ExecutionID, e.Type)
+		var err error
+		if w, err = evolveWorkflowPart2(w, e); err != nil {
+			return w, err
+		}
+		if w.Status.Final() && w.FinishedAt == nil {
+			finish(w.Status)
+		}
 	}
+	if e.Type == EventWorkflowStarted {
+		w.HistoryBytes = 0
+	}
+	w.HistoryBytes += int64(len(e.Data))
 	if IsWorkflowInput(e) {
 		if !(w.LastInput > w.LastSeen) {
 			w.TaskReadyAt = at
+			if e.Type == EventWorkflowStarted {
+				w.TaskReadyAt = at.Add(startDelay(e))
+			}
 		}
 		w.LastInput = e.Seq
 	}

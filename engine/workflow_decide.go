@@ -284,6 +284,9 @@ func DecideWorkflow(w Workflow, cmd any, env Env) ([]Decision, error) {
 	case TimeOutWorkflow:
 		return []Decision{{EventWorkflowTimedOut, WorkflowTimedOut{ExecutionTimeout: Duration(w.ExecutionTimeout)}}}, nil
 	}
+	if out, ok, err := decidePart2(w, cmd); ok {
+		return out, err
+	}
 	return nil, fmt.Errorf("unknown workflow command %T", cmd)
 }
 
@@ -346,6 +349,10 @@ func decideTask(w Workflow, c CompleteWorkflowTask, env Env) ([]Decision, error)
 	for seq, t := range w.Timers {
 		timers[t.TimerID] = seq
 	}
+	children := map[int64]int64{}
+	for seq, c := range w.Children {
+		children[c.ChildID] = seq
+	}
 	invalid := func(format string, args ...any) error {
 		return fmt.Errorf("workflow task of %s: %s: %w", w.ID, fmt.Sprintf(format, args...), ErrInvalidCommand)
 	}
@@ -394,7 +401,7 @@ func decideTask(w Workflow, c CompleteWorkflowTask, env Env) ([]Decision, error)
 			out = append(out, Decision{EventTimerCanceled, TimerCanceled{TimerID: cmd.TimerID, StartedSeq: s}})
 		case RecordMarker:
 			out = append(out, Decision{EventMarkerRecorded, MarkerRecorded{MarkerID: cmd.MarkerID, Name: cmd.Name, Data: orNull(cmd.Data)}})
-		case CompleteWorkflow, FailWorkflow, CancelWorkflow:
+		case CompleteWorkflow, FailWorkflow, CancelWorkflow, ContinueAsNew:
 			if w.LastInput > c.SeenSeq {
 				return nil, fmt.Errorf("workflow task of %s ended the workflow, but events after %d were not seen: %w", w.ID, c.SeenSeq, ErrUnhandledEvents)
 			}
@@ -403,11 +410,27 @@ func decideTask(w Workflow, c CompleteWorkflowTask, env Env) ([]Decision, error)
 				out = append(out, Decision{EventWorkflowCompleted, WorkflowCompleted{Result: orNull(cmd.Result)}})
 			case FailWorkflow:
 				out = append(out, Decision{EventWorkflowFailed, WorkflowFailed{Error: cmd.Error, ErrorType: cmd.ErrorType}})
+			case ContinueAsNew:
+				d, _, err := decideTaskPart2(w, cmd, children)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, d)
 			default:
 				out = append(out, Decision{EventWorkflowCanceled, WorkflowCanceled{}})
 			}
 		default:
-			return nil, invalid("unknown command %T", cmd)
+			d, ok, err := decideTaskPart2(w, cmd, children)
+			if !ok {
+				return nil, invalid("unknown command %T", cmd)
+			}
+			if err != nil {
+				return nil, invalid("%v", err)
+			}
+			if sc, isStart := cmd.(StartChildWorkflow); isStart {
+				children[sc.ChildID] = seq
+			}
+			out = append(out, d)
 		}
 	}
 	if n := len(c.Commands); n > 0 && isClosing(c.Commands[n-1]) {
@@ -418,7 +441,7 @@ func decideTask(w Workflow, c CompleteWorkflowTask, env Env) ([]Decision, error)
 
 func isClosing(c WorkflowCommand) bool {
 	switch c.(type) {
-	case CompleteWorkflow, FailWorkflow, CancelWorkflow:
+	case CompleteWorkflow, FailWorkflow, CancelWorkflow, ContinueAsNew:
 		return true
 	}
 	return false

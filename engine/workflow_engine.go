@@ -160,6 +160,13 @@ type wfTx struct {
 	retryTask *time.Time
 	// forgetAll is set when the run ended: its heartbeat details go.
 	forgetAll bool
+	// isNew marks a run started in this transaction (a child, a
+	// continuation); handled counts the events propagate has seen;
+	// limitChecked and warned track the history size check.
+	isNew        bool
+	handled      int
+	limitChecked int64
+	warned       bool
 }
 
 func (s *wfTx) apply(cmd any, env Env) error {
@@ -187,7 +194,7 @@ func (s *wfTx) changes(c *eventlog.Changes, now time.Time) (wake []string, later
 	c.Events = append(c.Events, s.events...)
 	row := s.w.Row()
 	switch {
-	case s.row == nil:
+	case s.row == nil || s.isNew:
 		c.NewExecutions = append(c.NewExecutions, row)
 	case len(s.events) > 0 || s.taskFailure != "":
 		blocked := s.row.Status == string(StatusWorkflowBlocked)
@@ -253,7 +260,7 @@ type wfBatch struct {
 
 // lockWorkflows locks and loads workflows for a transaction.
 func lockWorkflows(ctx context.Context, tx eventlog.Tx, ids []eventlog.ID) (*wfBatch, error) {
-	ids = slices.Clone(ids)
+	ids = append(slices.Clone(ids), wfEnvOf(ctx).extra...)
 	slices.SortFunc(ids, func(a, b eventlog.ID) int { return bytes.Compare(a[:], b[:]) })
 	ids = slices.Compact(ids)
 	locked, err := tx.LockWorkflows(ctx, ids)
@@ -285,6 +292,9 @@ func lockWorkflows(ctx context.Context, tx eventlog.Tx, ids []eventlog.ID) (*wfB
 
 // write applies the batch's changes and returns the queues to wake.
 func (b *wfBatch) write(ctx context.Context, tx eventlog.Tx) (wake []string, later map[string]time.Duration, err error) {
+	if err := b.propagate(ctx, tx); err != nil {
+		return nil, nil, err
+	}
 	var c eventlog.Changes
 	var forgetAll []eventlog.ID
 	later = map[string]time.Duration{}
@@ -341,7 +351,7 @@ func (e *Engine) completeWorkflowTasks(ctx context.Context, outcomes []Outcome) 
 	results := make([]error, len(outcomes))
 	var wake []string
 	var later map[string]time.Duration
-	err := e.store.InTx(ctx, func(tx eventlog.Tx) error {
+	err := e.inWorkflowTx(ctx, func(ctx context.Context, tx eventlog.Tx) error {
 		ids := make([]eventlog.ID, len(outcomes))
 		for i, o := range outcomes {
 			ids[i] = o.Lease.ExecutionID
@@ -426,7 +436,7 @@ func (e *Engine) expireWorkflowTasks(ctx context.Context, refs []eventlog.TaskRe
 	n := 0
 	var wake []string
 	var later map[string]time.Duration
-	err := e.store.InTx(ctx, func(tx eventlog.Tx) error {
+	err := e.inWorkflowTx(ctx, func(ctx context.Context, tx eventlog.Tx) error {
 		n = 0
 		ids := make([]eventlog.ID, len(refs))
 		for i, r := range refs {
@@ -525,7 +535,7 @@ func (e *Engine) StartWorkflow(ctx context.Context, p StartWorkflowParams) (Star
 	var out StartedWorkflow
 	var wake []string
 	var later map[string]time.Duration
-	err := e.store.InTx(ctx, func(tx eventlog.Tx) error {
+	err := e.inWorkflowTx(ctx, func(ctx context.Context, tx eventlog.Tx) error {
 		out = StartedWorkflow{}
 		existing, err := tx.LockWorkflowID(ctx, p.WorkflowID)
 		if err != nil {
@@ -583,7 +593,7 @@ func (e *Engine) UpdateWorkflow(ctx context.Context, id eventlog.ID, cmd any) (W
 	var w Workflow
 	var wake []string
 	var later map[string]time.Duration
-	err := e.store.InTx(ctx, func(tx eventlog.Tx) error {
+	err := e.inWorkflowTx(ctx, func(ctx context.Context, tx eventlog.Tx) error {
 		b, err := lockWorkflows(ctx, tx, []eventlog.ID{id})
 		if err != nil {
 			return err

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/chronicle-engine/chronicle/eventlog"
 )
 
 // Workflow event types. docs/events.md describes each with its fields.
@@ -75,6 +77,20 @@ type WorkflowStarted struct {
 	// every log line about the run carries the correlation ID.
 	TraceContext  map[string]string `json:"trace_context,omitempty"`
 	CorrelationID string            `json:"correlation_id,omitempty"`
+	// Parent is set for a child workflow's runs (see ChildWorkflowInitiated).
+	Parent *ParentRef `json:"parent,omitempty"`
+	// RetryPolicy and Attempt: a child workflow's retry policy, and which
+	// run of it this is (from 1; absent means 1).
+	RetryPolicy *RetryPolicy `json:"retry_policy,omitempty"`
+	Attempt     int          `json:"attempt,omitempty"`
+	// StartDelay holds back the first workflow task (a retry's backoff).
+	StartDelay Duration `json:"start_delay,omitempty"`
+	// ContinuedFrom is the run that continued as this one, or that this
+	// one retries; ResetFrom and ResetToSeq name the run and event a reset
+	// copied this run's history from.
+	ContinuedFrom *eventlog.ID `json:"continued_from,omitempty"`
+	ResetFrom     *eventlog.ID `json:"reset_from,omitempty"`
+	ResetToSeq    int64        `json:"reset_to_seq,omitempty"`
 }
 
 // WorkflowTaskCompleted records one run of the workflow code: which events

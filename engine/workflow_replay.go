@@ -57,6 +57,14 @@ func DescribeEvent(e eventlog.Event) string {
 		return CancelTimer{TimerID: d.TimerID}.Describe()
 	case EventMarkerRecorded:
 		return RecordMarker{MarkerID: d.MarkerID, Name: d.Name}.Describe()
+	case EventChildWorkflowInitiated:
+		var c ChildWorkflowInitiated
+		_ = json.Unmarshal(e.Data, &c)
+		return StartChildWorkflow{ChildID: c.ChildID, Type: c.Type}.Describe()
+	case EventChildWorkflowCancelRequested:
+		var c ChildWorkflowCancelRequested
+		_ = json.Unmarshal(e.Data, &c)
+		return RequestCancelChildWorkflow{ChildID: c.ChildID}.Describe()
 	}
 	return e.Type
 }

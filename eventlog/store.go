@@ -123,6 +123,7 @@ type Tx interface {
 	ScheduleTx
 	FirstEventFields
 	WorkflowTx
+	WorkflowRunsTx
 	// Now returns the transaction's database time.
 	Now(ctx context.Context) (time.Time, error)
 	// LockTasks row-locks the tasks of executions, waiting for other holders.

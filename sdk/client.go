@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -45,6 +46,9 @@ type Config struct {
 	WakeSubjectPrefix string
 	// MaxPayloadBytes caps an enqueued payload. Defaults to 1 MiB.
 	MaxPayloadBytes int
+	// WorkflowHistoryLimits bound workflow histories; zero fields take
+	// their defaults (see WorkflowHistoryLimits).
+	WorkflowHistoryLimits WorkflowHistoryLimits
 	// AllowUnregisteredTypes lets Enqueue accept any well-formed job type
 	// that is not registered, with the default retry policy. Tools that
 	// enqueue on behalf of other processes (the CLI) set it.
@@ -112,6 +116,7 @@ func NewClient(ctx context.Context, cfg Config) (*Client, error) {
 		waker = c.waker
 	}
 	c.eng = engine.New(postgres.New(c.pool), waker, c.log)
+	c.eng.SetHistoryLimits(cfg.WorkflowHistoryLimits)
 	if err := c.instrument(); err != nil {
 		c.Close()
 		return nil, err
@@ -281,6 +286,9 @@ func WithIdempotencyKey(key string, ttl time.Duration) EnqueueOption {
 	return func(j *engine.NewJob) error {
 		if key == "" || len(key) > 500 {
 			return &engine.InputError{Field: "idempotency key", Reason: "must be 1 to 500 characters"}
+		}
+		if !utf8.ValidString(key) || strings.ContainsRune(key, 0) {
+			return &engine.InputError{Field: "idempotency key", Reason: fmt.Sprintf("%q is not valid UTF-8 text without NUL bytes, which PostgreSQL cannot store", key)}
 		}
 		if ttl <= 0 {
 			return &engine.InputError{Field: "idempotency TTL", Reason: fmt.Sprintf("%s; want a positive duration such as 24h", ttl)}

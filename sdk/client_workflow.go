@@ -116,7 +116,17 @@ func (r *workflowRun) Get(ctx context.Context, valuePtr any) error {
 		if err != nil {
 			return err
 		}
-		if row.FinishedAt != nil {
+		if row.FinishedAt != nil && row.Status == string(engine.StatusWorkflowContinuedAsNew) {
+			// Follow the chain to the run it continued as.
+			next, err := r.c.eng.Store().LatestRun(ctx, r.workflowID)
+			if err != nil {
+				return err
+			}
+			if next.ID != r.runID {
+				r.runID = next.ID
+				continue
+			}
+		} else if row.FinishedAt != nil {
 			return r.c.outcome(ctx, row, valuePtr)
 		}
 		t := time.NewTimer(wait)
@@ -165,6 +175,10 @@ func (c *Client) outcome(ctx context.Context, row eventlog.Execution, valuePtr a
 		cause = &wfrt.TerminatedError{Reason: d.Reason}
 	case engine.EventWorkflowTimedOut:
 		cause = &wfrt.TimeoutError{TimeoutType: "execution"}
+	case engine.EventWorkflowHistoryLimitExceeded:
+		var d engine.WorkflowHistoryLimitExceeded
+		_ = last.Decode(&d)
+		cause = wfrt.NewApplicationError(d.Error, HistorySizeLimitExceeded, true, nil)
 	default:
 		return fmt.Errorf("workflow run %s ended with event %s", row.ID, last.Type)
 	}

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -139,7 +138,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 	v.Actor = Actor(r.Context())
 	v.CSRF = s.web.forms.make(v.Actor)
 	v.Now = time.Now().UTC()
-	if v.Flash == "" {
+	if v.Flash == "" && name != "error" {
 		v.Flash = flashMessage(r.URL.Query())
 	}
 	var buf bytes.Buffer
@@ -187,8 +186,8 @@ var flashes = map[string]string{
 	"retried":          "Retried: the job is queued again with a fresh attempt budget.",
 	"resolved":         "Resolved: the job is closed with your notes.",
 	"canceled":         "Canceled.",
-	"bulk_retried":     "Retried %d dead letters.",
-	"bulk_resolved":    "Resolved %d dead letters.",
+	"bulk_retried":     "Dead letters retried: %d.",
+	"bulk_resolved":    "Dead letters resolved: %d.",
 	"paused":           "Schedule paused.",
 	"resumed":          "Schedule resumed.",
 	"triggered":        "Schedule triggered: its job is enqueued.",
@@ -280,7 +279,6 @@ var templateFuncs = template.FuncMap{
 		return false
 	},
 	"pathEscape": url.PathEscape,
-	"base":       path.Base,
 }
 
 func firstLine(s string) string {

@@ -169,14 +169,13 @@ func (s *Server) pageOverview(w http.ResponseWriter, r *http.Request) error {
 
 // jobsData is the job list.
 type jobsData struct {
-	Jobs          []sdk.Job
-	Statuses      []string
-	Filter        url.Values
-	Selected      []string
-	Older, Newer  string
-	OlderURL      string
-	NewerURL      string
-	FilterSummary string
+	Jobs         []sdk.Job
+	Statuses     []string
+	Filter       url.Values
+	Selected     []string
+	Older, Newer string
+	OlderURL     string
+	NewerURL     string
 }
 
 // pagerURL is path with q, the cursors replaced by key=id.
@@ -383,12 +382,12 @@ type jobData struct {
 	Chain    chainJSON
 	Timeline []timelineEntry
 	// Notes keeps what the operator typed when an action was refused.
-	Notes     string
-	Dead      bool
-	Final     bool
-	MaxAtt    int
-	Schedule  string
-	RetryNote string
+	Notes  string
+	Dead   bool
+	Final  bool
+	MaxAtt int
+	// InBudget counts the attempts since the last manual retry.
+	InBudget int
 }
 
 func (s *Server) loadJob(r *http.Request) (jobData, error) {
@@ -405,7 +404,7 @@ func (s *Server) loadJob(r *http.Request) (jobData, error) {
 		return jobData{}, err
 	}
 	d := jobData{Job: j, Chain: checkChain(h), Timeline: timeline(h), Dead: j.Status == sdk.StatusDeadLettered, Final: j.Status.Final(),
-		MaxAtt: j.RetryPolicy.WithDefaults().MaximumAttempts}
+		MaxAtt: j.RetryPolicy.WithDefaults().MaximumAttempts, InBudget: j.AttemptsInBudget()}
 	if j.Status == sdk.StatusRunning {
 		if d.Running, err = s.cfg.Client.RunningTasksOf(r.Context(), id); err != nil {
 			return d, err

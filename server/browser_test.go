@@ -254,7 +254,7 @@ func TestAdminUIInBrowser(t *testing.T) {
 	}
 	screenshot(t, b, "bulk-confirm")
 	run(t, b, "confirm", chromedp.Click(chromedp.CSS("#confirm")), chromedp.WaitVisible(chromedp.CSS(".flash.ok")))
-	if f := text(t, b, ".flash.ok"); !strings.Contains(f, "Resolved 3 dead letters") {
+	if f := text(t, b, ".flash.ok"); !strings.Contains(f, "Dead letters resolved: 3.") {
 		t.Errorf("after the bulk resolve: %q", f)
 	}
 	if n, err := e.c.CountDeadLetters(ctx, sdk.DeadLetterFilter{}); err != nil || n != 0 {

@@ -47,7 +47,7 @@ func newWebEnv(t *testing.T, mutate ...func(*server.Config)) *webEnv {
 	t.Helper()
 	c := setup(t, func(cfg *sdk.Config) { cfg.AllowUnregisteredTypes = true })
 	cfg := server.Config{Client: c, Auth: server.AuthConfig{Token: testToken, User: testUser, Password: testPassword},
-		MetricsRefreshInterval: -1, Logger: slog.New(slog.DiscardHandler)}
+		MetricsRefreshInterval: -1, Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	for _, m := range mutate {
 		m(&cfg)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/chronicle-engine/chronicle/activities"
 	"github.com/chronicle-engine/chronicle/sdk"
+	"github.com/chronicle-engine/chronicle/server"
 )
 
 // The docs cannot rot: every chronicle command line they show is checked
@@ -278,6 +279,7 @@ func TestConfigurationStructFields(t *testing.T) {
 		"`activities.EmailConfig`":   activities.EmailConfig{},
 		"`activities.WebhookConfig`": activities.WebhookConfig{},
 		"`activities.ExportConfig`":  activities.ExportConfig{},
+		"`server.Config`":            server.Config{},
 	} {
 		i := strings.Index(doc, heading)
 		if i < 0 {

@@ -64,6 +64,8 @@ type Run struct {
 	unregister map[int64]func()
 	signals    map[string]*channel
 	queries    map[string]any
+	children   map[int64]*childRec
+	versions   map[string]Version
 
 	pending []eventlog.Event
 	lastSeq int64
@@ -77,7 +79,8 @@ func NewRun(reg *Registry, log *slog.Logger) *Run {
 		log = slog.New(slog.DiscardHandler)
 	}
 	r := &Run{reg: reg, sched: newDispatcher(), activities: map[int64]*future{}, actTypes: map[int64]string{},
-		timers: map[int64]*future{}, unregister: map[int64]func(){}, signals: map[string]*channel{}, queries: map[string]any{}}
+		timers: map[int64]*future{}, unregister: map[int64]func(){}, signals: map[string]*channel{}, queries: map[string]any{},
+		children: map[int64]*childRec{}, versions: map[string]Version{}}
 	r.log = slog.New(&replayHandler{inner: log.Handler(), run: r})
 	r.root = &wctx{run: r, scope: newScope(r, nil)}
 	return r
@@ -250,6 +253,8 @@ func (r *Run) deliver(e eventlog.Event) error {
 		r.signal(s.Name).buf = append(r.signal(s.Name).buf, s.Input)
 	case engine.EventWorkflowCancelRequested:
 		r.root.scope.cancel()
+	default:
+		return r.deliverPart2(e)
 	}
 	return nil
 }
@@ -291,7 +296,10 @@ func (r *Run) start(runID eventlog.ID, d engine.WorkflowStarted) error {
 
 func (r *Run) finish(v any, err error) {
 	var cmd engine.WorkflowCommand
+	var can *ContinueAsNewError
 	switch {
+	case errors.As(err, &can):
+		cmd = engine.ContinueAsNew{Type: can.WorkflowType, Queue: can.TaskQueue, Input: can.Input}
 	case err != nil && IsCanceledError(err):
 		cmd = engine.CancelWorkflow{}
 	case err != nil:
