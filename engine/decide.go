@@ -221,9 +221,11 @@ func Record(j Job, decisions []Decision, now time.Time) (Job, []eventlog.Event, 
 		if err != nil {
 			return j, nil, fmt.Errorf("encode %s: %w", d.Type, err)
 		}
-		data, err := eventlog.Canonicalize(raw)
-		if err != nil {
-			return j, nil, fmt.Errorf("encode %s: %w", d.Type, err)
+		data := json.RawMessage(raw)
+		if ce, ok := d.Data.(canonicalEvent); !ok || !ce.encodesCanonically() {
+			if data, err = eventlog.Canonicalize(raw); err != nil {
+				return j, nil, fmt.Errorf("encode %s: %w", d.Type, err)
+			}
 		}
 		prev := j.LastHash
 		if j.Seq == 0 {

@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/json"
 	"time"
+	"unicode/utf8"
 )
 
 // Job event types. docs/events.md describes each with its fields.
@@ -48,8 +49,8 @@ type AttemptStarted struct {
 	// Attempt numbers attempts over the job's whole life, from 1. It is the
 	// lease's fencing token.
 	Attempt        int       `json:"attempt"`
-	WorkerID       string    `json:"worker_id"`
 	LeaseExpiresAt time.Time `json:"lease_expires_at"`
+	WorkerID       string    `json:"worker_id"`
 }
 
 // AttemptSucceeded records that the handler returned nil.
@@ -61,10 +62,10 @@ type AttemptSucceeded struct {
 // AttemptFailed records a handler error and what the retry policy decided.
 type AttemptFailed struct {
 	Attempt    int     `json:"attempt"`
+	DurationMS float64 `json:"duration_ms"`
 	Error      string  `json:"error"`
 	ErrorType  string  `json:"error_type,omitempty"`
 	Permanent  bool    `json:"permanent,omitempty"`
-	DurationMS float64 `json:"duration_ms"`
 	// RetryAt is when the next attempt is due; nil when the job is dead-lettered.
 	RetryAt *time.Time `json:"retry_at"`
 }
@@ -73,9 +74,9 @@ type AttemptFailed struct {
 // (its worker died or lost contact), and what the retry policy decided.
 type AttemptTimedOut struct {
 	Attempt        int        `json:"attempt"`
-	WorkerID       string     `json:"worker_id"`
 	LeaseExpiredAt time.Time  `json:"lease_expired_at"`
 	RetryAt        *time.Time `json:"retry_at"`
+	WorkerID       string     `json:"worker_id"`
 }
 
 // JobDeadLettered records that the job will not be tried again on its own.
@@ -102,4 +103,25 @@ type JobResolved struct {
 type JobCanceled struct {
 	Actor  string `json:"actor"`
 	Reason string `json:"reason,omitempty"`
+}
+
+// canonicalEvent is implemented by the event types of the claim and
+// completion hot path. Their fields are declared in key order and hold no
+// numbers that JSON would spell with an exponent, so encoding/json already
+// writes them in canonical form and Record skips re-canonicalizing them —
+// unless a string is not valid UTF-8, which encoding/json escapes
+// differently than the canonical form. TestHotEventsEncodeCanonically
+// keeps the claim honest.
+type canonicalEvent interface {
+	encodesCanonically() bool
+}
+
+func (e AttemptStarted) encodesCanonically() bool   { return utf8.ValidString(e.WorkerID) }
+func (e AttemptSucceeded) encodesCanonically() bool { return true }
+func (e AttemptFailed) encodesCanonically() bool {
+	return utf8.ValidString(e.Error) && utf8.ValidString(e.ErrorType)
+}
+func (e AttemptTimedOut) encodesCanonically() bool { return utf8.ValidString(e.WorkerID) }
+func (e JobDeadLettered) encodesCanonically() bool {
+	return utf8.ValidString(e.LastError) && utf8.ValidString(e.Reason)
 }
