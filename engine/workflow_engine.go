@@ -295,7 +295,7 @@ func (b *wfBatch) write(ctx context.Context, tx eventlog.Tx) (wake []string, lat
 	if err := b.propagate(ctx, tx); err != nil {
 		return nil, nil, err
 	}
-	var c eventlog.Changes
+	var c, cNew eventlog.Changes
 	var forgetAll []eventlog.ID
 	later = map[string]time.Duration{}
 	ids := make([]eventlog.ID, 0, len(b.byID))
@@ -305,7 +305,14 @@ func (b *wfBatch) write(ctx context.Context, tx eventlog.Tx) (wake []string, lat
 	slices.SortFunc(ids, func(a, b eventlog.ID) int { return bytes.Compare(a[:], b[:]) })
 	for _, id := range ids {
 		s := b.byID[id]
-		w, l := s.changes(&c, b.now)
+		target := &c
+		if s.isNew {
+			// Runs started by this transaction (a continuation, a retry)
+			// are inserted after the rows of the runs they replace end,
+			// for the one-running-run-per-workflow-ID index.
+			target = &cNew
+		}
+		w, l := s.changes(target, b.now)
 		for _, q := range w {
 			if !slices.Contains(wake, q) {
 				wake = append(wake, q)
@@ -322,6 +329,11 @@ func (b *wfBatch) write(ctx context.Context, tx eventlog.Tx) (wake []string, lat
 	}
 	if err := tx.Apply(ctx, c); err != nil {
 		return nil, nil, err
+	}
+	if len(cNew.NewExecutions) > 0 {
+		if err := tx.Apply(ctx, cNew); err != nil {
+			return nil, nil, err
+		}
 	}
 	return wake, later, tx.DeleteActivityHeartbeats(ctx, nil, forgetAll)
 }

@@ -66,6 +66,6 @@ func runPoison(ctx context.Context, e *env, r *Result) error {
 	if i := slices.IndexFunc(rep.Problems, func(p engine.Problem) bool { return p.ID != tampered }); i >= 0 {
 		r.violate("verify named an execution that was not tampered with: %s", rep.Problems[i])
 	}
-	r.note("verify names the tampered execution %s: %s", tampered, strings.TrimPrefix(fmt.Sprint(rep.Problems), "["))
+	r.note("verify names the tampered execution %s: %s", tampered, strings.Trim(fmt.Sprint(rep.Problems), "[]"))
 	return nil
 }

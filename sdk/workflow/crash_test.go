@@ -79,6 +79,9 @@ func registerSteps(w *sdk.Worker) error {
 }
 
 func runCrashWorker() error {
+	if os.Getenv(sagaScenarioEnv) == "1" {
+		return runSagaCrashWorker()
+	}
 	ctx := context.Background()
 	c, err := sdk.NewClient(ctx, sdk.Config{WakeSubjectPrefix: os.Getenv(crashPrefixEnv), Logger: quietLogger()})
 	if err != nil {

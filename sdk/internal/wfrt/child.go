@@ -279,7 +279,7 @@ func (e *VersionError) Error() string {
 	if e.Version == DefaultVersion {
 		v = "DefaultVersion (-1, the code before the change)"
 	}
-	return fmt.Sprintf("workflow.GetVersion(%q): this run recorded version %s, but the code supports only %d to %d: "+
+	return fmt.Sprintf("workflow.GetVersion(%q): this run is at version %s, but the code supports only %d to %d: "+
 		"its branch was removed while runs still need it; deploy code whose minSupported is at most %d until those runs have finished",
 		e.ChangeID, v, e.MinSupported, e.MaxSupported, e.Version)
 }
