@@ -156,6 +156,8 @@ type Tx interface {
 
 // ListParams filters ListExecutions. Zero fields do not filter.
 type ListParams struct {
+	// Kind selects one kind of execution ("job", "workflow", …).
+	Kind     string
 	Statuses []string
 	Types    []string
 	Queue    string

@@ -461,7 +461,7 @@ func (c *Client) ListJobs(ctx context.Context, f JobFilter) ([]Job, error) {
 	for i, s := range f.Statuses {
 		statuses[i] = string(s)
 	}
-	rows, err := c.eng.Store().ListExecutions(ctx, eventlog.ListParams{Statuses: statuses, Types: f.Types, Queue: f.Queue, After: f.After, Limit: f.Limit})
+	rows, err := c.eng.Store().ListExecutions(ctx, eventlog.ListParams{Kind: engine.KindJob, Statuses: statuses, Types: f.Types, Queue: f.Queue, After: f.After, Limit: f.Limit})
 	if err != nil {
 		return nil, err
 	}

@@ -51,7 +51,8 @@ func (s *Store) ListExecutions(ctx context.Context, p eventlog.ListParams) ([]ev
 		  AND (cardinality($2::text[]) = 0 OR e.status = ANY($2))
 		  AND (cardinality($3::text[]) = 0 OR e.type = ANY($3))
 		  AND ($4 = '' OR e.queue = $4)
-		ORDER BY e.id LIMIT $5`, [16]byte(p.After), nonNil(p.Statuses), nonNil(p.Types), p.Queue, p.Limit)
+		  AND ($6 = '' OR e.kind = $6)
+		ORDER BY e.id LIMIT $5`, [16]byte(p.After), nonNil(p.Statuses), nonNil(p.Types), p.Queue, p.Limit, p.Kind)
 	if err != nil {
 		return nil, fmt.Errorf("list executions: %w", err)
 	}
