@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/chronicle-engine/chronicle/eventlog"
 	"github.com/chronicle-engine/chronicle/sdk"
 )
 
@@ -206,32 +204,20 @@ func (a *app) dlqShowCmd() *cobra.Command {
 					DeadLetteredAt time.Time   `json:"dead_lettered_at"`
 					Reason         string      `json:"reason"`
 					History        []eventJSON `json:"history"`
-				}{Job: toJSON(d.Job), DeadLetteredAt: d.DeadLetteredAt, Reason: d.Dead.Reason, History: make([]eventJSON, len(d.History))}
-				for i, e := range d.History {
-					out.History[i] = eventToJSON(e)
-				}
+				}{Job: toJSON(d.Job), DeadLetteredAt: d.DeadLetteredAt, Reason: d.Dead.Reason, History: historyJSON(d.History)}
 				return writeJSON(a.stdout, out)
 			}
 			if err := a.printJob(d.Job); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "Dead-lettered %s after %d attempt%s: %s\n\nHistory:\n", formatTime(d.DeadLetteredAt), d.Dead.Attempts, pluralSuffix(d.Dead.Attempts), d.Dead.Reason)
-			return a.printHistory(d.History)
+			return a.printHistory(d.History, false)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }
 
-// printHistory prints events as a table.
-func (a *app) printHistory(events []eventlog.Event) error {
-	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tRECORDED_AT\tTYPE\tDATA")
-	for _, e := range events {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", e.Seq, formatTime(e.RecordedAt), e.Type, e.Data)
-	}
-	return tw.Flush()
-}
 
 func (a *app) dlqCleanupCmd() *cobra.Command {
 	var days int

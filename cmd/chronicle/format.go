@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/chronicle-engine/chronicle/eventlog"
@@ -109,4 +110,25 @@ func describePolicy(p sdk.RetryPolicy) string {
 		fmt.Fprintf(&b, "; never retries %s", strings.Join(d.NonRetryableErrorTypes, ", "))
 	}
 	return b.String()
+}
+
+// printHistory prints events oldest first, as a table or as JSON.
+func (a *app) printHistory(events []eventlog.Event, asJSON bool) error {
+	if asJSON {
+		return writeJSON(a.stdout, historyJSON(events))
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tRECORDED_AT\tTYPE\tDATA")
+	for _, e := range events {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", e.Seq, formatTime(e.RecordedAt), e.Type, e.Data)
+	}
+	return tw.Flush()
+}
+
+func historyJSON(events []eventlog.Event) []eventJSON {
+	out := make([]eventJSON, len(events))
+	for i, e := range events {
+		out[i] = eventToJSON(e)
+	}
+	return out
 }

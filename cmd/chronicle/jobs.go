@@ -200,19 +200,7 @@ func (a *app) jobsHistoryCmd() *cobra.Command {
 			if err != nil {
 				return notFound(id, err)
 			}
-			if asJSON {
-				out := make([]eventJSON, len(events))
-				for i, e := range events {
-					out[i] = eventToJSON(e)
-				}
-				return writeJSON(a.stdout, out)
-			}
-			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "SEQ\tRECORDED_AT\tTYPE\tDATA")
-			for _, e := range events {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", e.Seq, formatTime(e.RecordedAt), e.Type, e.Data)
-			}
-			return tw.Flush()
+			return a.printHistory(events, asJSON)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
