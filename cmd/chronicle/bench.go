@@ -54,8 +54,26 @@ prints progress to stderr and, last, one JSON line with its figures to stdout.`,
 	latency.Flags().IntVar(&lc.Jobs, "jobs", 1000, "jobs to enqueue")
 	latency.Flags().Float64Var(&lc.Rate, "rate", 100, "jobs enqueued per second")
 	latency.Flags().DurationVar(&lc.PollInterval, "poll", 0, "worker poll interval (default: 30s, so that wakeups are what is measured)")
-	cmd.AddCommand(burndown, latency)
+	cmd.AddCommand(burndown, latency, a.benchInflightCmd())
 	cmd.AddCommand(a.benchWorkflowCmds(env)...)
+	return cmd
+}
+
+func (a *app) benchInflightCmd() *cobra.Command {
+	var cfg bench.InflightConfig
+	cmd := &cobra.Command{
+		Use:   "inflight",
+		Short: "Hold N running jobs in one worker through lease heartbeats; reports resident memory and goroutines",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			res, err := bench.Inflight(cmd.Context(), bench.Env{DatabaseURL: a.databaseURL, NATSURL: a.natsURL, Progress: a.stderr}, cfg)
+			if err != nil {
+				return err
+			}
+			return a.printJSONLine(res)
+		},
+	}
+	cmd.Flags().IntVar(&cfg.Jobs, "jobs", 10000, "jobs running at once")
 	return cmd
 }
 

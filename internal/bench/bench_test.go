@@ -126,3 +126,16 @@ func BenchmarkReplay(b *testing.B) {
 		report(b, res)
 	}
 }
+
+// TestInflightSmall holds a few hundred jobs through lease heartbeats: none
+// may time out, and the figures must be filled in.
+func TestInflightSmall(t *testing.T) {
+	t.Parallel()
+	res, err := Inflight(context.Background(), env(), InflightConfig{Jobs: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RSSBytes <= 0 || res.Goroutines < 300 || res.HeapBytes == 0 {
+		t.Fatalf("result = %+v", res)
+	}
+}
