@@ -118,8 +118,13 @@ const (
 	jsonbMaxFractionDigits = 16383
 )
 
+// maxPlainIntegerDigits is the longest integer written without an
+// exponent (RFC 8785 switches at 1e21 as well).
+const maxPlainIntegerDigits = 21
+
 // canonicalNumber writes a JSON number by its decimal value: no sign on zero,
-// no leading or trailing zeros, and an exponent only when it is shorter.
+// no leading or trailing zeros; integers of up to 21 digits written out, and
+// an exponent only for larger or smaller magnitudes.
 func canonicalNumber(s string) (string, error) {
 	neg := strings.HasPrefix(s, "-")
 	s = strings.TrimPrefix(s, "-")
@@ -153,7 +158,9 @@ func canonicalNumber(s string) (string, error) {
 	}
 	var out string
 	switch {
-	case exp >= 0 && exp <= 15:
+	case exp == 0 || exp > 0 && len(digits)+exp <= maxPlainIntegerDigits:
+		// Integers are written out, so that they still decode into Go
+		// integer types: 1e16 would not unmarshal into an int64.
 		out = digits + strings.Repeat("0", exp)
 	case exp < 0 && -exp < len(digits):
 		out = digits[:len(digits)+exp] + "." + digits[len(digits)+exp:]

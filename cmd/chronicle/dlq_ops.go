@@ -218,7 +218,6 @@ func (a *app) dlqShowCmd() *cobra.Command {
 	return cmd
 }
 
-
 func (a *app) dlqCleanupCmd() *cobra.Command {
 	var days int
 	var asJSON bool

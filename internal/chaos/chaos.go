@@ -159,6 +159,10 @@ var scenarios = []Scenario{
 	{Name: "nats", Promise: "NATS down, duplicated and stray wakeups: 0 lost, 0 extra executions", run: runNATS},
 	{Name: "sqlfaults", Promise: "transient SQL faults (40001, 57P01, timeouts): all jobs complete, only safe errors retried", run: runSQLFaults},
 	{Name: "poison", Promise: "a corrupted stored event isolates its execution; others run; verify names it", run: runPoison},
+	{Name: "leader", Promise: "the maintenance leader SIGKILLed repeatedly: every 1s cron tick fires exactly once, takeover within the leader TTL", run: runLeader},
+	{Name: "rescue", Promise: "completion racing lease expiry: a completed job never reverts, one terminal event per attempt", run: runRescue},
+	{Name: "clock", Promise: "leases expire by database time: a worker heartbeating at 2/3 of its lease is never timed out early", run: runClock},
+	{Name: "random", Promise: "seeded random enqueues, workflow starts, signals, cancels, kills, connection cuts and NATS outages: every invariant holds", run: runRandom},
 }
 
 // Lookup returns the scenarios named by names ("all" for every one).
@@ -301,6 +305,35 @@ func UpdateDoc(path, table string) error {
 	if i < 0 || j < i {
 		return fmt.Errorf("%s has no %s … %s markers; add them where the results table belongs", path, tableBegin, tableEnd)
 	}
+	table = keepOtherRows(s[i+len(tableBegin):j], table)
 	s = s[:i+len(tableBegin)] + "\n" + table + s[j:]
 	return os.WriteFile(path, []byte(s), 0o644)
+}
+
+// keepOtherRows appends to table the rows of old whose scenario table
+// does not have, so that a run of some scenarios updates their rows and
+// keeps the others' (each row's seed and elapsed time tell its run apart).
+func keepOtherRows(old, table string) string {
+	have := map[string]bool{}
+	for _, l := range strings.Split(table, "\n") {
+		if f := strings.Split(l, "|"); len(f) > 2 && strings.HasPrefix(l, "| ") && strings.TrimSpace(f[1]) != "Scenario" {
+			have[strings.TrimSpace(f[1])] = true
+		}
+	}
+	var kept []string
+	for _, l := range strings.Split(old, "\n") {
+		f := strings.Split(l, "|")
+		if len(f) < 3 || !strings.HasPrefix(l, "| ") || l == "" {
+			continue
+		}
+		name := strings.TrimSpace(f[1])
+		if name == "Scenario" || name == "" || have[name] {
+			continue
+		}
+		kept = append(kept, l)
+	}
+	if len(kept) == 0 {
+		return table
+	}
+	return strings.TrimRight(table, "\n") + "\n" + strings.Join(kept, "\n") + "\n\nRows after the first " + fmt.Sprint(len(have)) + " are kept from earlier runs.\n"
 }

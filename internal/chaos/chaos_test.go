@@ -100,6 +100,14 @@ func TestUpdateDoc(t *testing.T) {
 	if strings.Contains(s, "old") || !strings.HasPrefix(s, "intro\n") || !strings.HasSuffix(s, "outro\n") || !strings.Contains(s, "| kill9 | pass |") {
 		t.Fatalf("updated doc:\n%s", s)
 	}
+	// A run of other scenarios replaces only their rows.
+	if err := chaos.UpdateDoc(path, chaos.MarkdownTable([]*chaos.Result{{Scenario: "leader", Verify: "OK"}}, time.Unix(0, 0), "chronicle chaos")); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = os.ReadFile(path)
+	if s := string(b); !strings.Contains(s, "| kill9 | pass |") || !strings.Contains(s, "| leader | pass |") || strings.Count(s, "| Scenario |") != 1 {
+		t.Fatalf("doc after a second run:\n%s", s)
+	}
 	if err := chaos.UpdateDoc(t.TempDir()+"/none.md", table); err == nil {
 		t.Fatal("UpdateDoc of a missing file succeeded")
 	}

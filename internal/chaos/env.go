@@ -128,8 +128,11 @@ type workerOpts struct {
 	// DatabaseURL overrides the scenario's (to go through a proxy).
 	DatabaseURL string
 	// NATSURL overrides the configured one (to point at nothing).
-	NATSURL     string
-	Lease       time.Duration
+	NATSURL string
+	Lease   time.Duration
+	// Heartbeat is the lease-extension interval; zero takes the
+	// worker's default (a third of the lease).
+	Heartbeat   time.Duration
 	Maintenance bool
 	Concurrency int
 }
@@ -176,6 +179,7 @@ const (
 	envLease       = "CHRONICLE_CHAOS_LEASE"
 	envMaintenance = "CHRONICLE_CHAOS_MAINTENANCE"
 	envConcurrency = "CHRONICLE_CHAOS_CONCURRENCY"
+	envHeartbeat   = "CHRONICLE_CHAOS_HEARTBEAT"
 )
 
 // startWorker starts a worker process.
@@ -191,7 +195,7 @@ func (e *env) startWorker(o workerOpts) (*proc, error) {
 	cmd := e.cfg.Command()
 	cmd.Env = append(os.Environ(), envWorker+"=1", "DATABASE_URL="+db, "NATS_URL="+nurl, envWorkerID+"="+o.ID,
 		envWakePrefix+"="+e.prefix, envLease+"="+o.Lease.String(), envMaintenance+"="+fmt.Sprint(o.Maintenance),
-		envConcurrency+"="+fmt.Sprint(o.Concurrency))
+		envConcurrency+"="+fmt.Sprint(o.Concurrency), envHeartbeat+"="+o.Heartbeat.String())
 	p := &proc{id: o.ID, cmd: cmd, out: &lockedBuffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {

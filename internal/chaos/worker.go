@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/chronicle-engine/chronicle/examples/approval/approvalflow"
 	"github.com/chronicle-engine/chronicle/sdk"
 )
 
@@ -29,6 +30,9 @@ type effectPayload struct {
 	// HoldWorker names a worker on which the handler, instead of working,
 	// waits for its context to be canceled (fencing scenario).
 	HoldWorker string `json:"hold_worker,omitempty"`
+	// SleepMS, when set, is exactly how long the handler works before its
+	// effect (clock scenario).
+	SleepMS int `json:"sleep_ms,omitempty"`
 }
 
 // effectPolicy retries quickly and for long: kills and outages cost
@@ -36,7 +40,13 @@ type effectPayload struct {
 var effectPolicy = sdk.RetryPolicy{MaximumAttempts: 1000, Schedule: []time.Duration{50 * time.Millisecond}}
 
 func registerTypes(c *sdk.Client) error {
-	return c.RegisterJobType(effectJob, sdk.JobType{RetryPolicy: effectPolicy})
+	if err := c.RegisterJobType(effectJob, sdk.JobType{RetryPolicy: effectPolicy}); err != nil {
+		return err
+	}
+	if err := c.RegisterJobType(tickJob, sdk.JobType{RetryPolicy: effectPolicy}); err != nil {
+		return err
+	}
+	return c.RegisterWorkflow(approvalflow.Approval)
 }
 
 // IsWorker reports whether this process was started as a chaos worker
@@ -59,6 +69,10 @@ func RunWorkerFromEnv() error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", envConcurrency, err)
 	}
+	heartbeat, err := time.ParseDuration(firstNonEmpty(os.Getenv(envHeartbeat), "0s"))
+	if err != nil {
+		return fmt.Errorf("%s: %w", envHeartbeat, err)
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	client, err := sdk.NewClient(ctx, sdk.Config{WakeSubjectPrefix: os.Getenv(envWakePrefix), Logger: log})
 	if err != nil {
@@ -69,13 +83,24 @@ func RunWorkerFromEnv() error {
 		return err
 	}
 	w, err := client.NewWorker(sdk.WorkerConfig{ID: os.Getenv(envWorkerID), Queues: map[string]int{sdk.DefaultQueue: conc},
-		LeaseDuration: lease, PollInterval: 100 * time.Millisecond, DisableMaintenance: os.Getenv(envMaintenance) != "true",
+		LeaseDuration: lease, HeartbeatInterval: heartbeat, PollInterval: 100 * time.Millisecond, DisableMaintenance: os.Getenv(envMaintenance) != "true",
 		MaintenanceInterval: 100 * time.Millisecond, LeaderTTL: lease, ShutdownTimeout: time.Second})
 	if err != nil {
 		return err
 	}
 	if err := sdk.RegisterJobHandler(w, effectJob, effectHandler(client)); err != nil {
 		return err
+	}
+	if err := sdk.RegisterJobHandler(w, tickJob, tickHandler); err != nil {
+		return err
+	}
+	if err := w.RegisterWorkflow(approvalflow.Approval); err != nil {
+		return err
+	}
+	for _, a := range []any{approvalflow.Pay, approvalflow.Notify} {
+		if err := w.RegisterActivity(a); err != nil {
+			return err
+		}
 	}
 	return w.Run(ctx)
 }
@@ -101,6 +126,9 @@ func effectHandler(c *sdk.Client) func(ctx context.Context, p effectPayload) err
 			return sleep(ctx, time.Duration(mrand.Int64N(int64(p.WorkMS)*int64(time.Millisecond)/2+1)))
 		}
 		if err := work(); err != nil {
+			return err
+		}
+		if err := sleep(ctx, time.Duration(p.SleepMS)*time.Millisecond); err != nil {
 			return err
 		}
 		if err := sdk.WithIdempotency(ctx, p.Key, time.Hour, effect); err != nil {
