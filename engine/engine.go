@@ -339,7 +339,7 @@ func (e *Engine) Complete(ctx context.Context, outcomes []Outcome) ([]error, err
 			}
 			var cmd Command = Complete{Attempt: o.Lease.Attempt, Duration: o.Duration}
 			if o.Err != nil {
-				cmd = Fail{Attempt: o.Lease.Attempt, Error: o.Err.Error(), ErrorType: o.ErrorType, Permanent: o.Permanent, Duration: o.Duration, RetryAfter: o.RetryAfter}
+				cmd = Fail{Attempt: o.Lease.Attempt, Error: errorText(o.Err), ErrorType: storableText(o.ErrorType), Permanent: o.Permanent, Duration: o.Duration, RetryAfter: o.RetryAfter}
 			}
 			decisions, err := Decide(j, cmd, e.env(now))
 			if err != nil {

@@ -98,7 +98,7 @@ func (e *Engine) RunSafely(ctx context.Context, job NewJob, workerID string, fn 
 		lastErr = res.Err
 		r := e.random()
 		failed := time.Now()
-		if err := apply(Fail{Attempt: j.Attempt, Error: res.Err.Error(), ErrorType: res.ErrorType, Permanent: res.Permanent,
+		if err := apply(Fail{Attempt: j.Attempt, Error: errorText(res.Err), ErrorType: storableText(res.ErrorType), Permanent: res.Permanent,
 			Duration: d, RetryAfter: res.RetryAfter}, Env{Now: failed, Random: func() float64 { return r }}); err != nil {
 			return SafeRunOutcome{Job: j, Err: lastErr}, err
 		}

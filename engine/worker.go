@@ -383,9 +383,7 @@ func (w *Worker) completeLoop() {
 	}
 }
 
-// record writes a batch of outcomes, retrying while the database is
-// unreachable. A retry after an unknown commit outcome is safe: fencing
-// rejects outcomes already recorded as lease lost.
+// record writes a batch of outcomes, then lets go of their leases.
 func (w *Worker) record(batch []completion) {
 	outcomes := make([]Outcome, 0, len(batch))
 	logs := make([]*slog.Logger, 0, len(batch))
@@ -397,8 +395,29 @@ func (w *Worker) record(batch []completion) {
 		}
 	}
 	w.mu.Unlock()
+	w.recordOutcomes(batch, outcomes, logs)
+	w.mu.Lock()
+	for _, c := range batch {
+		delete(w.running, eventlog.TaskRef{ExecutionID: c.outcome.Lease.ExecutionID, Key: c.outcome.Lease.Key})
+	}
+	w.mu.Unlock()
+}
+
+// maxRecordTries is how often a batch that fails while the database
+// answers is tried before it is split in halves (or, for one outcome,
+// given up on).
+const maxRecordTries = 5
+
+// recordOutcomes writes outcomes in one transaction. While the database is
+// unreachable it retries until the leases expire. When the database answers
+// but the batch keeps failing, one outcome must be unrecordable: the batch
+// is split so that the others are recorded, and the culprit is given up —
+// its lease expires and the retry policy decides, as for a dead worker. A
+// retry after an unknown commit outcome is safe: fencing rejects outcomes
+// already recorded as lease lost.
+func (w *Worker) recordOutcomes(batch []completion, outcomes []Outcome, logs []*slog.Logger) {
 	delay := 50 * time.Millisecond
-	for len(outcomes) > 0 {
+	for tries := 0; len(outcomes) > 0; {
 		results, err := w.eng.Complete(context.Background(), outcomes)
 		if err == nil {
 			w.eng.observer().OutcomesRecorded(len(outcomes))
@@ -407,21 +426,29 @@ func (w *Worker) record(batch []completion) {
 					logs[i].Warn("attempt outcome not recorded", "err", res)
 				}
 			}
-			break
+			return
+		}
+		if w.eng.store.Ping(context.Background()) == nil {
+			tries++
+		}
+		if tries >= maxRecordTries {
+			if len(outcomes) == 1 {
+				logs[0].Error("giving up recording this attempt's outcome; its lease will expire and the job will be retried", "err", err)
+				return
+			}
+			half := len(outcomes) / 2
+			w.recordOutcomes(batch, outcomes[:half], logs[:half])
+			w.recordOutcomes(batch, outcomes[half:], logs[half:])
+			return
 		}
 		w.log.Error("recording attempt outcomes failed; retrying", "outcomes", len(outcomes), "err", err)
 		time.Sleep(delay)
 		delay = min(2*delay, 5*time.Second)
 		if w.allExpired(batch) {
 			w.log.Error("leases expired before outcomes could be recorded; the jobs will be retried", "outcomes", len(outcomes))
-			break
+			return
 		}
 	}
-	w.mu.Lock()
-	for _, c := range batch {
-		delete(w.running, eventlog.TaskRef{ExecutionID: c.outcome.Lease.ExecutionID, Key: c.outcome.Lease.Key})
-	}
-	w.mu.Unlock()
 }
 
 func (w *Worker) allExpired(batch []completion) bool {

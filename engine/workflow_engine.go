@@ -394,13 +394,13 @@ func (e *Engine) completeWorkflowTasks(ctx context.Context, outcomes []Outcome) 
 			switch kind {
 			case TaskWorkflow:
 				if o.Err != nil {
-					s.failTask(o.Err.Error(), b.now)
+					s.failTask(errorText(o.Err), b.now)
 					continue
 				}
 				cmd = CompleteWorkflowTask{Attempt: o.Lease.Attempt, WorkerID: o.Lease.WorkerID, SeenSeq: res.SeenSeq, StartedAt: res.StartedAt, Commands: res.Commands}
 			case TaskActivity:
 				if o.Err != nil {
-					cmd = FailActivity{ScheduledSeq: seq, Attempt: o.Lease.Attempt, WorkerID: o.Lease.WorkerID, StartedAt: t.RunAt, Error: o.Err.Error(),
+					cmd = FailActivity{ScheduledSeq: seq, Attempt: o.Lease.Attempt, WorkerID: o.Lease.WorkerID, StartedAt: t.RunAt, Error: errorText(o.Err),
 						ErrorType: o.ErrorType, NonRetryable: o.Permanent, Details: res.Details, Duration: o.Duration}
 				} else {
 					cmd = CompleteActivity{ScheduledSeq: seq, Attempt: o.Lease.Attempt, WorkerID: o.Lease.WorkerID, StartedAt: t.RunAt, Result: res.Output, Duration: o.Duration}
@@ -417,7 +417,7 @@ func (e *Engine) completeWorkflowTasks(ctx context.Context, outcomes []Outcome) 
 					now := b.now
 					s.retryTask = &now
 				case kind == TaskWorkflow && errors.Is(err, ErrInvalidCommand):
-					s.failTask(err.Error(), b.now)
+					s.failTask(errorText(err), b.now)
 				}
 				results[i] = err
 			}
