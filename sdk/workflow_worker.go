@@ -160,6 +160,12 @@ func (w *Worker) runActivity(ctx context.Context, c *engine.Claimed) engine.Resu
 		return engine.Result{Err: err, ErrorType: ErrorType(err), Permanent: errors.As(err, &perm) || (errors.As(err, &app) && app.NonRetryable),
 			Workflow: &engine.WorkflowResult{Details: env.LastDetails()}}
 	}
+	// A result the event log cannot store (a NUL character in a string) is
+	// the activity's own failure, not the recording transaction's.
+	if _, err := eventlog.Canonicalize(out); err != nil {
+		err = fmt.Errorf("result of activity %s cannot be recorded: %w", a.ActivityType, err)
+		return engine.Result{Err: err, ErrorType: "UnstorableResult", Permanent: true, Workflow: &engine.WorkflowResult{Details: env.LastDetails()}}
+	}
 	return engine.Result{Workflow: &engine.WorkflowResult{Output: out}}
 }
 
