@@ -82,18 +82,25 @@ func runCrashWorker() error {
 	if os.Getenv(sagaScenarioEnv) == "1" {
 		return runSagaCrashWorker()
 	}
+	return runVictim(registerSteps, func(c *sdk.Client) { stepClient, hangAt = c, 3 })
+}
+
+// runVictim runs the worker that a crash test SIGKILLs: short leases and
+// fast maintenance, so that the survivor takes over quickly. prepare
+// hands the client to the scenario's activities before work starts.
+func runVictim(register func(*sdk.Worker) error, prepare func(*sdk.Client)) error {
 	ctx := context.Background()
 	c, err := sdk.NewClient(ctx, sdk.Config{WakeSubjectPrefix: os.Getenv(crashPrefixEnv), Logger: quietLogger()})
 	if err != nil {
 		return err
 	}
-	stepClient, hangAt = c, 3
+	prepare(c)
 	w, err := c.NewWorker(sdk.WorkerConfig{ID: "victim", LeaseDuration: 2 * time.Second, PollInterval: 50 * time.Millisecond,
 		MaintenanceInterval: 100 * time.Millisecond, LeaderTTL: 2 * time.Second})
 	if err != nil {
 		return err
 	}
-	if err := registerSteps(w); err != nil {
+	if err := register(w); err != nil {
 		return err
 	}
 	return w.Run(ctx)

@@ -76,21 +76,7 @@ func registerSaga(w *sdk.Worker) error {
 }
 
 func runSagaCrashWorker() error {
-	ctx := context.Background()
-	c, err := sdk.NewClient(ctx, sdk.Config{WakeSubjectPrefix: os.Getenv(crashPrefixEnv), Logger: quietLogger()})
-	if err != nil {
-		return err
-	}
-	sagaClient, sagaHangUndo = c, 1
-	w, err := c.NewWorker(sdk.WorkerConfig{ID: "victim", LeaseDuration: 2 * time.Second, PollInterval: 50 * time.Millisecond,
-		MaintenanceInterval: 100 * time.Millisecond, LeaderTTL: 2 * time.Second})
-	if err != nil {
-		return err
-	}
-	if err := registerSaga(w); err != nil {
-		return err
-	}
-	return w.Run(ctx)
+	return runVictim(registerSaga, func(c *sdk.Client) { sagaClient, sagaHangUndo = c, 1 })
 }
 
 // TestSagaCompensatesInReverseDespiteKill: step 3 fails; the victim
